@@ -1,0 +1,290 @@
+import Logging
+import MQTTWire
+import NIOCore
+import PetrelCore
+
+/// One MQTT network connection. It interprets what the engine's `ConnectionStateMachine` decides: writes,
+/// closes, wake-ups of other connections, timers and log lines. No protocol decision is made here.
+final class MQTTConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = MQTTPacket
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: ConnectionStateMachine
+    private let waker: ConnectionWaker
+    private let configuration: BrokerConfiguration
+    private let registry: ConnectionRegistry
+    private var logger: Logger
+    private var context: ChannelHandlerContext?
+
+    private var wakes = WakeBatch()
+    private var needsFlush = false
+    private var closing = false
+    /// Woken while the socket was not writable: drain once it is.
+    private var deliveryDeferred = false
+    /// A read was asked for while the socket was not writable: pass it on once it is.
+    private var readDeferred = false
+    private var timer: Scheduled<Void>?
+    private var lastActivity: NIODeadline
+    /// The keep alive in force once CONNECT was accepted (the client's, or the server's override).
+    private var keepAlive: TimeAmount?
+
+    init(
+        broker: Broker,
+        waker: ConnectionWaker,
+        registry: ConnectionRegistry,
+        remoteAddress: String,
+        logger: Logger
+    ) {
+        let now = NIODeadline.now()
+        self.machine = ConnectionStateMachine(broker: broker, waker: waker, remoteAddress: remoteAddress, now: now)
+        self.waker = waker
+        self.configuration = broker.configuration
+        self.registry = registry
+        self.lastActivity = now
+        var logger = logger
+        logger[metadataKey: "net.peer"] = "\(remoteAddress)"
+        self.logger = logger
+    }
+
+    // MARK: - Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        waker.handler.value = self
+        registry.add(waker)
+        scheduleTimer(at: lastActivity + configuration.connectTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        timer?.cancel()
+        timer = nil
+        perform(machine.connectionClosed(now: .now()), context: context)
+        wakes.fire(on: context.eventLoop)
+        waker.handler.value = nil
+        registry.remove(waker)
+        context.fireChannelInactive()
+    }
+
+    // MARK: - Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let packet = unwrapInboundIn(data)
+        let now = NIODeadline.now()
+        lastActivity = now
+        let wasConnected = machine.protocolVersion != nil
+        perform(machine.receive(packet, now: now), context: context)
+        if !wasConnected, !closing, machine.protocolVersion != nil, case .connect(let connect) = packet {
+            let seconds = configuration.serverKeepAlive ?? connect.keepAlive
+            if let version = machine.protocolVersion {
+                logger[metadataKey: "mqtt.client_id"] = "\(machine.clientIdentifier ?? "")"
+                logger[metadataKey: "mqtt.version"] = "\(version.rawValue)"
+            }
+            keepAlive = seconds == 0 ? nil : .milliseconds(Int64(seconds) * 1500)
+            timer?.cancel()
+            timer = nil
+            if let keepAlive { scheduleTimer(at: now + keepAlive) }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !closing else { return }
+        let now = NIODeadline.now()
+        if let wireError = error as? MQTTWireError {
+            perform(actions(for: wireError, now: now), context: context)
+        } else if let decoderError = error as? ByteToMessageDecoderError,
+            case .dataReceivedInErrorState = decoderError
+        {
+            // The decoder already failed and the connection is being closed.
+            return
+        } else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
+    }
+
+    // MARK: - Outbound flow control
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readDeferred = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            if deliveryDeferred {
+                deliveryDeferred = false
+                deliverPending()
+            }
+            if readDeferred {
+                readDeferred = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: - Engine events
+
+    /// Drains what the engine queued for this connection, unless the socket is backed up: then the messages wait
+    /// in the session's bounded queue instead of in the socket's unbounded write buffer.
+    func deliverPending() {
+        guard let context, !closing else { return }
+        guard context.channel.isWritable else {
+            deliveryDeferred = true
+            return
+        }
+        perform(machine.deliverPending(now: .now()), context: context)
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
+    }
+
+    func serverShutdown() {
+        guard let context, !closing else { return }
+        perform(machine.shutdown(now: .now()), context: context)
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
+        if !closing {
+            closing = true
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Timers
+
+    private func scheduleTimer(at deadline: NIODeadline) {
+        guard let context else { return }
+        timer?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBound.value.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let context, !closing else { return }
+        let now = NIODeadline.now()
+        perform(machine.tick(now: now), context: context)
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
+        guard !closing else { return }
+        if let keepAlive {
+            let deadline = lastActivity + keepAlive
+            scheduleTimer(at: deadline > now ? deadline : now + .milliseconds(250))
+        } else if machine.protocolVersion == nil {
+            // Still waiting for CONNECT: the engine closes at the connect timeout; look again shortly.
+            scheduleTimer(at: now + .milliseconds(250))
+        }
+    }
+
+    // MARK: - Performing actions
+
+    private func actions(for error: MQTTWireError, now: NIODeadline) -> ConnectionActions {
+        if case .unsupportedProtocolVersion(let level) = error.protocolVersionRejection {
+            return machine.unsupportedProtocolVersion(level: level, now: now)
+        }
+        return machine.receiveError(error, reason: error.reasonCode, now: now)
+    }
+
+    private func perform(_ actions: ConnectionActions, context: ChannelHandlerContext) {
+        for record in actions.logs { log(record) }
+        for outbound in actions.outbound { write(outbound, context: context) }
+        if !actions.wake.isEmpty { wakes.append(contentsOf: actions.wake) }
+        if actions.close, !closing {
+            closing = true
+            flushIfNeeded(context: context)
+            context.close(promise: nil)
+        }
+    }
+
+    private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
+        let version = machine.protocolVersion ?? .v3_1_1
+        switch outbound {
+        case .packet(let packet):
+            var buffer = context.channel.allocator.buffer(capacity: 32)
+            do {
+                try buffer.writeMQTTPacket(packet, version: version)
+            } catch {
+                logger.error("cannot encode packet", metadata: ["mqtt.packet": "\(packet.type)", "error": "\(error)"])
+                return
+            }
+            if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
+                logger.debug("outbound packet above the client's maximum packet size dropped",
+                             metadata: ["mqtt.packet": "\(packet.type)"])
+                return
+            }
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            needsFlush = true
+        case .publish(let delivery):
+            writePublish(delivery, version: version, context: context)
+        }
+    }
+
+    private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
+        let encoded: PublishEncoding.Encoded
+        do {
+            encoded = try PublishEncoding.encode(delivery, version: version, allocator: context.channel.allocator)
+        } catch {
+            logger.error("cannot encode PUBLISH", metadata: ["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"])
+            return
+        }
+        if let limit = machine.maximumOutboundPacketSize, encoded.totalLength > Int(limit) {
+            // [MQTT-3.1.2-25]: a packet above the client's Maximum Packet Size is discarded, as if delivered.
+            perform(machine.outboundPublishTooLarge(delivery, now: .now()), context: context)
+            return
+        }
+        context.write(wrapOutboundOut(encoded.header), promise: nil)
+        if encoded.payload.readableBytes > 0 {
+            context.write(wrapOutboundOut(encoded.payload), promise: nil)
+        }
+        needsFlush = true
+    }
+
+    private func flushIfNeeded(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+    }
+
+    private func log(_ record: LogRecord) {
+        var metadata = Logger.Metadata()
+        for (key, value) in record.metadata { metadata[key] = "\(value)" }
+        logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata)
+    }
+}
+
+extension Logger.Level {
+    init(_ level: LogRecord.Level) {
+        switch level {
+        case .trace: self = .trace
+        case .debug: self = .debug
+        case .info: self = .info
+        case .notice: self = .notice
+        case .warning: self = .warning
+        case .error: self = .error
+        }
+    }
+}

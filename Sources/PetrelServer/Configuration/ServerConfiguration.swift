@@ -1,0 +1,25 @@
+import NIOCore
+import PetrelCore
+
+/// Everything the server needs to run, with documented defaults.
+public struct ServerConfiguration: Sendable {
+    /// Addresses to listen on, one TCP listener each. `0.0.0.0` is every IPv4 interface; `::` is every
+    /// interface, IPv6 and (dual-stack, the Linux default) IPv4. Default: `127.0.0.1`.
+    public var hosts: [String] = ["127.0.0.1"]
+    /// TCP port of every listener. Default: 1883; 0 picks a free port (the log line names it).
+    public var port: Int = 1883
+    /// Event loop threads. Default: one per core.
+    public var eventLoopThreads: Int = System.coreCount
+    /// Write-buffer watermarks per connection: above `high` a connection stops being drained and its reads
+    /// pause until it falls below `low`, so a client that does not read cannot grow the broker's memory.
+    public var writeBufferLowWatermark: Int = 64 * 1024
+    public var writeBufferHighWatermark: Int = 256 * 1024
+    /// How often the engine's timers (delayed wills, session expiry) run. Default: 1 s.
+    public var brokerTickInterval: TimeAmount = .seconds(1)
+    /// Longest wait for connections to close during a graceful shutdown. Default: 5 s.
+    public var shutdownGracePeriod: TimeAmount = .seconds(5)
+    /// The engine's limits and behaviour.
+    public var broker: BrokerConfiguration = .init()
+
+    public init() {}
+}

@@ -1,0 +1,114 @@
+import Logging
+import MQTTWire
+import NIOCore
+import NIOPosix
+import PetrelCore
+import ServiceLifecycle
+
+/// The MQTT broker as a `Service`: TCP listeners on a multi-threaded event loop group (one loop per core by
+/// default), the engine's timer, and a graceful shutdown that says goodbye to every client.
+public final class MQTTServer: Service {
+    public let configuration: ServerConfiguration
+    public let broker: Broker
+    private let logger: Logger
+    private let registry = ConnectionRegistry()
+    private let boundAddresses = AsyncStreamBox()
+
+    public init(configuration: ServerConfiguration, broker: Broker? = nil, logger: Logger) {
+        self.configuration = configuration
+        self.broker = broker ?? Broker(configuration: configuration.broker, now: .now())
+        self.logger = logger
+    }
+
+    /// Runs until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+    public func run() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        var listeners: [any Channel] = []
+        do {
+            for host in configuration.hosts {
+                let channel = try await makeBootstrap(group: group).bind(host: host, port: configuration.port).get()
+                listeners.append(channel)
+                let address = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? configuration.port)" }
+                    ?? "\(host):\(configuration.port)"
+                logger.notice("Listening for MQTT on \(address)", metadata: ["net.listener": "mqtt+tcp"])
+                boundAddresses.append(channel.localAddress)
+            }
+        } catch {
+            logger.error("Cannot listen", metadata: ["error": "\(error)"])
+            for channel in listeners { try? await channel.close() }
+            try? await group.shutdownGracefully()
+            throw error
+        }
+
+        let broker = self.broker
+        let ticker = group.next().scheduleRepeatedTask(
+            initialDelay: configuration.brokerTickInterval,
+            delay: configuration.brokerTickInterval
+        ) { _ in
+            let result = broker.tick(now: .now())
+            for record in result.logs { self.log(record) }
+            for waker in result.wake { waker.wake() }
+        }
+
+        // Wait for the signal to stop, then stop accepting, say goodbye and wait (bounded) for clients to go.
+        try? await gracefulShutdown()
+        logger.notice("Shutting down")
+        ticker.cancel()
+        for channel in listeners { try? await channel.close() }
+        let goodbyes = registry.all().map { $0.shutdown() }
+        let loop = group.next()
+        _ = try? await EventLoopFuture.whenAllComplete(goodbyes, on: loop).get()
+        let deadline = NIODeadline.now() + configuration.shutdownGracePeriod
+        while registry.count > 0, NIODeadline.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        broker.shutdown(now: .now())
+        try await group.shutdownGracefully()
+        logger.notice("Stopped")
+    }
+
+    /// The addresses the listeners are bound to, in order, once they are (for tests that bind port 0).
+    public func listeningAddresses() async -> [SocketAddress] {
+        await boundAddresses.wait(count: configuration.hosts.count)
+    }
+
+    private func makeBootstrap(group: MultiThreadedEventLoopGroup) -> ServerBootstrap {
+        let broker = self.broker
+        let registry = self.registry
+        let logger = self.logger
+        let maximumPacketSize = Int(configuration.broker.maximumPacketSize)
+        let watermark = ChannelOptions.Types.WriteBufferWaterMark(
+            low: configuration.writeBufferLowWatermark,
+            high: configuration.writeBufferHighWatermark
+        )
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: watermark)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let waker = ConnectionWaker(eventLoop: channel.eventLoop)
+                    let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+                    let handler = MQTTConnectionHandler(
+                        broker: broker,
+                        waker: waker,
+                        registry: registry,
+                        remoteAddress: remote,
+                        logger: logger
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(MQTTPacketDecoder(maximumPacketSize: maximumPacketSize))
+                    )
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+    }
+
+    private func log(_ record: LogRecord) {
+        var metadata = Logger.Metadata()
+        for (key, value) in record.metadata { metadata[key] = "\(value)" }
+        logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata)
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import PetrelCore
+import PetrelServer
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the broker until SIGINT or SIGTERM."
+    )
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Address to listen on; repeat for several listeners. 0.0.0.0 is every IPv4 interface, :: every interface.",
+            valueName: "address"
+        )
+    )
+    var host: [String] = ["127.0.0.1"]
+
+    @Option(name: .long, help: "TCP port to listen on (0 picks a free one).")
+    var port: Int = 1883
+
+    @Option(name: .long, help: "Largest MQTT packet accepted, in bytes; larger ones close the connection.")
+    var maxPacketSize: UInt32 = BrokerConfiguration().maximumPacketSize
+
+    @Option(name: .long, help: "Unacknowledged QoS 1 and 2 messages a client may send at once (MQTT 5 Receive Maximum).")
+    var receiveMaximum: UInt16 = BrokerConfiguration().receiveMaximum
+
+    @Option(name: .long, help: "Unacknowledged QoS 1 and 2 messages sent to one client at once.")
+    var maxInflight: Int = BrokerConfiguration().maximumInflightMessages
+
+    @Option(name: .long, help: "Messages queued per session (offline or behind a full window); new ones beyond are dropped.")
+    var maxQueuedMessages: Int = BrokerConfiguration().maximumQueuedMessages
+
+    @Option(name: .long, help: "Bytes of payload queued per session; new messages beyond are dropped.")
+    var maxQueuedBytes: Int = BrokerConfiguration().maximumQueuedBytes
+
+    @Flag(name: .long, help: "Queue QoS 0 messages for offline persistent sessions too.")
+    var queueQos0: Bool = false
+
+    @Option(name: .long, help: "Seconds a new connection has to send CONNECT.")
+    var connectTimeout: Int64 = 10
+
+    @Option(name: .long, help: "Keep alive, in seconds, that the broker imposes on MQTT 5 clients (Server Keep Alive).")
+    var serverKeepAlive: UInt16?
+
+    @Option(name: .long, help: "Longest session expiry interval granted to MQTT 5 clients, in seconds.")
+    var maxSessionExpiry: UInt32?
+
+    @Option(name: .long, help: "Event loop threads (default: one per core).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxPacketSize >= 16 else { throw ValidationError("--max-packet-size must be at least 16 bytes") }
+        guard receiveMaximum >= 1 else { throw ValidationError("--receive-maximum must be at least 1") }
+        guard maxInflight >= 1, maxInflight <= 65535 else {
+            throw ValidationError("--max-inflight must be between 1 and 65535")
+        }
+        guard maxQueuedMessages >= 0 else { throw ValidationError("--max-queued-messages must not be negative") }
+        guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
+        guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard !host.isEmpty else { throw ValidationError("--host needs an address") }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "petrel")
+
+        var configuration = ServerConfiguration()
+        configuration.hosts = host
+        configuration.port = port
+        if let threads { configuration.eventLoopThreads = threads }
+        configuration.broker.maximumPacketSize = maxPacketSize
+        configuration.broker.receiveMaximum = receiveMaximum
+        configuration.broker.maximumInflightMessages = maxInflight
+        configuration.broker.maximumQueuedMessages = maxQueuedMessages
+        configuration.broker.maximumQueuedBytes = maxQueuedBytes
+        configuration.broker.queueQoS0ForOfflineSessions = queueQos0
+        configuration.broker.connectTimeout = .seconds(connectTimeout)
+        configuration.broker.serverKeepAlive = serverKeepAlive
+        if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
+
+        logger.notice("Petrel \(Petrel.version) starting", metadata: ["pid": "\(getpid())"])
+        let server = MQTTServer(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            services: [server],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
