@@ -94,7 +94,12 @@ extension GoldenVector {
     ]
 
     static let connack: [GoldenVector] = [
-        GoldenVector("CONNACK session present", .v3_1_1, .connack(.init(sessionPresent: true)), [0x20, 0x02, 0x01, 0x00]),
+        GoldenVector(
+            "CONNACK session present",
+            .v3_1_1,
+            .connack(.init(sessionPresent: true)),
+            [0x20, 0x02, 0x01, 0x00]
+        ),
         GoldenVector(
             "CONNACK not authorized",
             .v3_1_1,
@@ -255,7 +260,11 @@ extension GoldenVector {
             .v5,
             .unsubscribe(
                 .init(packetIdentifier: 3, filters: ["a"],
-                    properties: { var p = MQTTProperties(); p.userProperties = [.init(name: "k", value: "v")]; return p }())
+                    properties: {
+                        var p = MQTTProperties()
+                        p.userProperties = [.init(name: "k", value: "v")]
+                        return p
+                    }())
             ),
             [0xA2, 0x0D, 0x00, 0x03, 0x07, 0x26, 0x00, 0x01] + ascii("k") + [0x00, 0x01] + ascii("v")
                 + [0x00, 0x01] + ascii("a")

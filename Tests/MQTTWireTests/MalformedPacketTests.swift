@@ -21,7 +21,12 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
 }
 
 /// A CONNECT with the given flags byte and payload after a client identifier "c".
-private func connectPacketBytes(level: UInt8 = 4, flags: UInt8, name: String = "MQTT", payload extra: [UInt8] = []) -> [UInt8] {
+private func connectPacketBytes(
+    level: UInt8 = 4,
+    flags: UInt8,
+    name: String = "MQTT",
+    payload extra: [UInt8] = []
+) -> [UInt8] {
     let body = [0x00, UInt8(name.utf8.count)] + ascii(name) + [level, flags, 0x00, 0x3C]
         + (level == 5 ? [0x00] : []) + [0x00, 0x01] + ascii("c") + extra
     return [0x10, UInt8(body.count)] + body
@@ -115,7 +120,12 @@ extension MalformedCase {
     }
 
     static let publish: [MalformedCase] = [
-        .init("[MQTT-3.3.1-4] PUBLISH with QoS 3", .v3_1_1, [0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01], .malformedPacket),
+        .init(
+            "[MQTT-3.3.1-4] PUBLISH with QoS 3",
+            .v3_1_1,
+            [0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01],
+            .malformedPacket
+        ),
         .init("[MQTT-3.3.1-2] PUBLISH QoS 0 with DUP", .v5, [0x38, 0x04, 0x00, 0x01, 0x74, 0x00], .malformedPacket),
         .init(
             "[MQTT-3.3.2-2] PUBLISH topic with #",
@@ -123,11 +133,26 @@ extension MalformedCase {
             [0x30, 0x05, 0x00, 0x03] + ascii("a/#"),
             .topicNameInvalid
         ),
-        .init("[MQTT-3.3.2-2] PUBLISH topic with +", .v5, [0x30, 0x06, 0x00, 0x03] + ascii("+/a") + [0x00], .topicNameInvalid),
+        .init(
+            "[MQTT-3.3.2-2] PUBLISH topic with +",
+            .v5,
+            [0x30, 0x06, 0x00, 0x03] + ascii("+/a") + [0x00],
+            .topicNameInvalid
+        ),
         .init("[MQTT-4.7.3-1] 3.1.1 PUBLISH with empty topic", .v3_1_1, [0x30, 0x02, 0x00, 0x00], .topicNameInvalid),
-        .init("[MQTT-3.3.2-1] 5 PUBLISH empty topic without alias", .v5, [0x30, 0x03, 0x00, 0x00, 0x00], .protocolError),
+        .init(
+            "[MQTT-3.3.2-1] 5 PUBLISH empty topic without alias",
+            .v5,
+            [0x30, 0x03, 0x00, 0x00, 0x00],
+            .protocolError
+        ),
         .init("[MQTT-1.5.4-2] PUBLISH topic with U+0000", .v3_1_1, [0x30, 0x03, 0x00, 0x01, 0x00], .invalidUTF8),
-        .init("[MQTT-1.5.4-1] PUBLISH topic with a surrogate", .v3_1_1, [0x30, 0x05, 0x00, 0x03, 0xED, 0xA0, 0x80], .invalidUTF8),
+        .init(
+            "[MQTT-1.5.4-1] PUBLISH topic with a surrogate",
+            .v3_1_1,
+            [0x30, 0x05, 0x00, 0x03, 0xED, 0xA0, 0x80],
+            .invalidUTF8
+        ),
         .init("[MQTT-1.5.4-1] PUBLISH topic ill-formed", .v3_1_1, [0x30, 0x04, 0x00, 0x02, 0xC3, 0x28], .invalidUTF8),
         .init(
             "[MQTT-2.3.1-1, MQTT-2.2.1-3] PUBLISH QoS 1 with packet identifier 0",
@@ -191,7 +216,12 @@ extension MalformedCase {
             [0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 0x61],
             .malformedPacket
         ),
-        .init("[MQTT-3.9.3-2] 3.1.1 SUBACK reserved return code", .v3_1_1, [0x90, 0x03, 0x00, 0x01, 0x03], .malformedPacket),
+        .init(
+            "[MQTT-3.9.3-2] 3.1.1 SUBACK reserved return code",
+            .v3_1_1,
+            [0x90, 0x03, 0x00, 0x01, 0x03],
+            .malformedPacket
+        ),
     ]
 
     static let other: [MalformedCase] = [
@@ -203,7 +233,12 @@ extension MalformedCase {
         .init("[MQTT-2.2.3] PUBACK cut short", .v5, [0x40, 0x01, 0x00], .malformedPacket),
         .init("[MQTT-2.2.3] CONNACK cut short", .v3_1_1, [0x20, 0x01, 0x00], .malformedPacket),
         .init("[MQTT-3.2.2-1] CONNACK reserved flags set", .v5, [0x20, 0x03, 0x02, 0x00, 0x00], .malformedPacket),
-        .init("[MQTT-3.2.2-4] 3.1.1 CONNACK refusing with Session Present", .v3_1_1, [0x20, 0x02, 0x01, 0x05], .protocolError),
+        .init(
+            "[MQTT-3.2.2-4] 3.1.1 CONNACK refusing with Session Present",
+            .v3_1_1,
+            [0x20, 0x02, 0x01, 0x05],
+            .protocolError
+        ),
         .init("[MQTT-3.2.2.3] 3.1.1 CONNACK reserved return code", .v3_1_1, [0x20, 0x02, 0x00, 0x06], .protocolError),
         .init(
             "[MQTT-1.5.5-1] remaining length not minimally encoded",
@@ -211,7 +246,12 @@ extension MalformedCase {
             [0xC0, 0x80, 0x00],
             .malformedPacket
         ),
-        .init("[MQTT-1.5.5] remaining length of five bytes", .v5, [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], .malformedPacket),
+        .init(
+            "[MQTT-1.5.5] remaining length of five bytes",
+            .v5,
+            [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            .malformedPacket
+        ),
     ]
 
     static let properties: [MalformedCase] = [
@@ -249,9 +289,18 @@ extension MalformedCase {
         ),
         .init("[MQTT-3.2.2.3.4] Maximum QoS 2", .v5, connAckV5(properties: [0x24, 0x02]), .protocolError),
         .init("[MQTT-3.2.2.3.5] Retain Available 2", .v5, connAckV5(properties: [0x25, 0x02]), .protocolError),
-        .init("[MQTT-3.2.2.3.11] Wildcard Subscription Available 2", .v5, connAckV5(properties: [0x28, 0x02]), .protocolError),
-        .init("[MQTT-3.2.2.3.3] Receive Maximum twice", .v5, connAckV5(properties: [0x21, 0x00, 0x01, 0x21, 0x00, 0x01]),
-            .protocolError),
+        .init(
+            "[MQTT-3.2.2.3.11] Wildcard Subscription Available 2",
+            .v5,
+            connAckV5(properties: [0x28, 0x02]),
+            .protocolError
+        ),
+        .init(
+            "[MQTT-3.2.2.3.3] Receive Maximum twice",
+            .v5,
+            connAckV5(properties: [0x21, 0x00, 0x01, 0x21, 0x00, 0x01]),
+            .protocolError
+        ),
         .init(
             "[MQTT-3.3.2.3.2] Payload Format Indicator 2",
             .v5,
@@ -273,7 +322,11 @@ extension MalformedCase {
         .init(
             "[MQTT-3.1.3.2] will properties only allow will properties (Session Expiry Interval)",
             nil,
-            connectPacketBytes(level: 5, flags: 0x06, payload: [0x05, 0x11, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x77, 0x00, 0x00]),
+            connectPacketBytes(
+                level: 5,
+                flags: 0x06,
+                payload: [0x05, 0x11, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x77, 0x00, 0x00]
+            ),
             .malformedPacket
         ),
         .init(

@@ -150,7 +150,9 @@ extension RoundTripCase {
                     properties: ackProperties
                 )
             ),
-            .unsubscribe(.init(packetIdentifier: 8, filters: ["a/b", "#"], properties: props { $0.userProperties = users })),
+            .unsubscribe(
+                .init(packetIdentifier: 8, filters: ["a/b", "#"], properties: props { $0.userProperties = users })
+            ),
             .unsuback(
                 .init(
                     packetIdentifier: 8,
