@@ -28,6 +28,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var lastActivity: NIODeadline
     /// The keep alive in force once CONNECT was accepted (the client's, or the server's override).
     private var keepAlive: TimeAmount?
+    /// The layout of the CONNACK that refuses an unsupported protocol version [MQTT-3.1.2-2].
+    private var refusalVersion: ProtocolVersion?
 
     init(
         broker: Broker,
@@ -202,8 +204,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     // MARK: - Performing actions
 
     private func actions(for error: MQTTWireError, now: NIODeadline) -> ConnectionActions {
-        if case .unsupportedProtocolVersion(let level) = error.protocolVersionRejection {
-            return machine.unsupportedProtocolVersion(level: level, now: now)
+        if let responseVersion = error.unsupportedProtocolResponseVersion {
+            refusalVersion = responseVersion
+            return machine.unsupportedProtocolVersion(level: error.protocolLevel ?? 0, now: now)
         }
         return machine.receiveError(error, reason: error.reasonCode, now: now)
     }
@@ -220,7 +223,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
-        let version = machine.protocolVersion ?? .v3_1_1
+        let version = machine.protocolVersion ?? refusalVersion ?? .v3_1_1
         switch outbound {
         case .packet(let packet):
             var buffer = context.channel.allocator.buffer(capacity: 32)

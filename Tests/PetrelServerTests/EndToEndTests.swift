@@ -1,0 +1,110 @@
+import MQTTWire
+import NIOCore
+import PetrelServer
+import Testing
+
+/// The real server on a loopback socket, driven by a NIO test client: what the handlers do with what the
+/// engine decides.
+@Suite("End to end over TCP")
+struct EndToEndTests {
+    static func payload(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    func connect(_ port: Int, _ version: ProtocolVersion, id: String, clean: Bool = true) async throws -> TestClient {
+        let client = try await TestClient.connect(port: port, version: version)
+        try await client.send(.connect(.init(protocolVersion: version, clientIdentifier: id, cleanStart: clean)))
+        guard case .connack(let connack) = try await client.next() else {
+            Issue.record("expected CONNACK")
+            return client
+        }
+        #expect(connack.reasonCode == .success)
+        return client
+    }
+
+    @Test("CONNACK for every protocol version", arguments: ProtocolVersion.allCases)
+    func connack(version: ProtocolVersion) async throws {
+        try await withTestBroker { port in
+            let client = try await connect(port, version, id: "c-\(version.rawValue)")
+            await client.close()
+        }
+    }
+
+    @Test("QoS 1 publish reaches a subscriber with QoS = min(pub, sub) [MQTT-3.8.4-8]")
+    func publishSubscribe() async throws {
+        try await withTestBroker { port in
+            let subscriber = try await connect(port, .v3_1_1, id: "sub")
+            try await subscriber.send(.subscribe(.init(packetIdentifier: 1, subscriptions: [.init(filter: "a/#", qos: .atLeastOnce)])))
+            guard case .suback(let suback) = try await subscriber.next() else { Issue.record("no SUBACK"); return }
+            #expect(suback.reasonCodes == [.grantedQoS1])
+
+            let publisher = try await connect(port, .v5, id: "pub")
+            try await publisher.send(.publish(.init(topic: "a/b", payload: Self.payload("hi"), qos: .exactlyOnce, packetIdentifier: 7)))
+            guard case .pubrec(let pubrec) = try await publisher.next() else { Issue.record("no PUBREC"); return }
+            #expect(pubrec.packetIdentifier == 7)
+            try await publisher.send(.pubrel(.init(packetIdentifier: 7)))
+            guard case .pubcomp = try await publisher.next() else { Issue.record("no PUBCOMP"); return }
+
+            guard case .publish(let publish) = try await subscriber.next() else { Issue.record("no PUBLISH"); return }
+            #expect(publish.topic == "a/b")
+            #expect(publish.qos == .atLeastOnce)
+            #expect(publish.payload == Self.payload("hi"))
+            #expect(publish.retain == false)
+            let id = try #require(publish.packetIdentifier)
+            try await subscriber.send(.puback(.init(packetIdentifier: id)))
+            await publisher.close()
+            await subscriber.close()
+        }
+    }
+
+    @Test("Fan-out: one PUBLISH reaches every subscriber, payload intact")
+    func fanOut() async throws {
+        try await withTestBroker { port in
+            var subscribers: [TestClient] = []
+            for index in 0..<20 {
+                let version: ProtocolVersion = index % 2 == 0 ? .v5 : .v3_1_1
+                let client = try await connect(port, version, id: "s\(index)")
+                try await client.send(.subscribe(.init(packetIdentifier: 1, subscriptions: [.init(filter: "fan/+", qos: .atMostOnce)])))
+                guard case .suback = try await client.next() else { Issue.record("no SUBACK"); return }
+                subscribers.append(client)
+            }
+            let publisher = try await connect(port, .v3_1_1, id: "p")
+            let big = String(repeating: "x", count: 100_000)
+            try await publisher.send(.publish(.init(topic: "fan/out", payload: Self.payload(big))))
+            for subscriber in subscribers {
+                guard case .publish(let publish) = try await subscriber.next() else { Issue.record("no PUBLISH"); return }
+                #expect(publish.payload.readableBytes == 100_000)
+                #expect(publish.topic == "fan/out")
+                await subscriber.close()
+            }
+            await publisher.close()
+        }
+    }
+
+    @Test("Graceful shutdown sends MQTT 5 clients DISCONNECT 0x8B")
+    func shutdownSaysGoodbye() async throws {
+        let client = try await withTestBroker { port in
+            try await connect(port, .v5, id: "bye")
+        }
+        guard case .disconnect(let disconnect) = try await client.next() else {
+            Issue.record("expected DISCONNECT")
+            return
+        }
+        #expect(disconnect.reasonCode == .serverShuttingDown)
+        #expect(try await client.next() == nil)
+    }
+
+    @Test("A malformed packet closes only that connection [MQTT-4.13.1-1]")
+    func malformedClosesOnlyThatConnection() async throws {
+        try await withTestBroker { port in
+            let good = try await connect(port, .v3_1_1, id: "good")
+            let bad = try await connect(port, .v5, id: "bad")
+            // PUBLISH with QoS 3 is malformed [MQTT-3.3.1-4].
+            try await bad.sendRaw([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])
+            guard case .disconnect(let disconnect) = try await bad.next() else { Issue.record("no DISCONNECT"); return }
+            #expect(disconnect.reasonCode == .malformedPacket)
+            #expect(try await bad.next() == nil)
+            try await good.send(.pingreq)
+            #expect(try await good.next() == .pingresp)
+            await good.close()
+        }
+    }
+}
