@@ -137,7 +137,7 @@ struct RetainedMessageIndexTests {
         var index = RetainedMessageIndex<String>()
         // Keyed by bytes: String keys would merge canonically equal topics.
         var reference: [[UInt8]: (topic: String, message: String)] = [:]
-        for number in 0..<1_500 {
+        for number in 0..<800 {
             let topic = RandomTopics.topic(using: &generator)
             #expect(MQTTTopic.isValidTopicName(topic))
             let key = Array(topic.utf8)
@@ -146,7 +146,7 @@ struct RetainedMessageIndexTests {
             reference[key] = message.map { (topic, $0) }
         }
         #expect(index.count == reference.count)
-        for _ in 0..<3_000 {
+        for _ in 0..<1_500 {
             let filter = RandomTopics.filter(using: &generator)
             let expected = reference.values.map(\.topic).filter { ReferenceMatcher.matches(filter: filter, topic: $0) }
             var found: [String] = []

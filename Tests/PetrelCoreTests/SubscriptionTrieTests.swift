@@ -184,7 +184,7 @@ struct SubscriptionTrieTests {
             reference[key] = nil
         }
         #expect(trie.count == reference.count)
-        for _ in 0..<3_000 {
+        for _ in 0..<1_500 {
             let topic = RandomTopics.topic(using: &generator)
             let expected = reference.filter { ReferenceMatcher.matches(filter: $0.value, topic: topic) }.keys.sorted()
             #expect(matches(trie, topic) == expected, "topic \(topic.debugDescription)")

@@ -31,6 +31,12 @@ public struct SubscriptionTrie<Key: Hashable & Sendable, Value: Sendable>: Senda
         /// indirection it needs and still allows in-place, copy-on-write mutation.
         var singleLevelChild: [Node] = []
 
+        /// The `+` child, if any. Indexes the array directly: `Array.first` was measured to go
+        /// through an unspecialised generic path that allocates on every call.
+        var singleLevel: Node? {
+            singleLevelChild.isEmpty ? nil : singleLevelChild[0]
+        }
+
         var isEmpty: Bool {
             entries.isEmpty && multiLevelEntries.isEmpty && children.isEmpty && singleLevelChild.isEmpty
         }
@@ -80,7 +86,7 @@ public struct SubscriptionTrie<Key: Hashable & Sendable, Value: Sendable>: Senda
             var levels = levels
             guard let level = levels.next() else { return entries[key] }
             if level.isMultiLevelWildcard { return multiLevelEntries[key] }
-            if level.isSingleLevelWildcard { return singleLevelChild.first?.value(levels, key: key) }
+            if level.isSingleLevelWildcard { return singleLevel?.value(levels, key: key) }
             return children[TopicLevel(level)]?.value(levels, key: key)
         }
 
@@ -106,14 +112,14 @@ public struct SubscriptionTrie<Key: Hashable & Sendable, Value: Sendable>: Senda
                 try child.forEachMatch(levels, wildcardsMatch: true, body)
             }
             // `+` matches exactly one level, including an empty one [MQTT-4.7.1-3].
-            if wildcardsMatch, let child = singleLevelChild.first {
+            if wildcardsMatch, let child = singleLevel {
                 try child.forEachMatch(levels, wildcardsMatch: true, body)
             }
         }
 
         /// This node and all below it; lets tests check that removal prunes.
         var nodeCount: Int {
-            1 + (singleLevelChild.first?.nodeCount ?? 0) + children.values.reduce(0) { $0 + $1.nodeCount }
+            1 + (singleLevel?.nodeCount ?? 0) + children.values.reduce(0) { $0 + $1.nodeCount }
         }
 
         func forEachEntry(path: String?, _ body: (String, Key, Value) throws -> Void) rethrows {
@@ -128,7 +134,7 @@ public struct SubscriptionTrie<Key: Hashable & Sendable, Value: Sendable>: Senda
                 let filter = extended("#")
                 for (key, value) in multiLevelEntries { try body(filter, key, value) }
             }
-            if let child = singleLevelChild.first {
+            if let child = singleLevel {
                 try child.forEachEntry(path: extended("+"), body)
             }
             for (level, child) in children {
