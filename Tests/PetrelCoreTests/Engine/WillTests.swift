@@ -58,7 +58,7 @@ struct WillTests {
     @Test("v5 DISCONNECT 0x04 publishes the will")
     func disconnectWithWill() {
         let broker = Broker(now: at(0))
-        var watcher = self.watcher(broker)
+        let watcher = self.watcher(broker)
         var client = TestClient(broker)
         client.connect("a", will: self.will())
         #expect(client.send(.disconnect(.init(reasonCode: .disconnectWithWillMessage))).wakes(watcher))
@@ -115,7 +115,7 @@ struct WillTests {
     @Test("v5 will delay longer than the session expiry: published when the session ends")
     func willDelayBeyondSession() {
         let broker = Broker(now: at(0))
-        var watcher = self.watcher(broker)
+        let watcher = self.watcher(broker)
         var properties = MQTTProperties()
         properties.sessionExpiryInterval = 3
         var client = TestClient(broker)
