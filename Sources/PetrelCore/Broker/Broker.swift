@@ -1,0 +1,535 @@
+import NIOCore
+import Synchronization
+
+/// What the subscription trie stores per (filter, client): the session to deliver to and the options.
+struct SubscriptionEntry: Sendable {
+    let session: Session
+    var options: MQTTPacket.SubscriptionOptions
+    var identifier: UInt32?
+}
+
+/// A Will waiting for its Will Delay Interval (or its session's end), fired by `Broker.tick(now:)`.
+struct PendingWill: Sendable {
+    var will: MQTTPacket.Will
+    var fireAt: NIODeadline
+    var session: Session?
+}
+
+/// Client identifier -> session, and the delayed wills. Touched at CONNECT, connection end and tick only.
+struct SessionRegistry: Sendable {
+    var sessions: [String: Session] = [:]
+    var pendingWills: [String: PendingWill] = [:]
+}
+
+/// What routing one message produced.
+struct RouteResult {
+    var matched = false
+    var wakers: [any DeliveryWaker] = []
+    var logs: [LogRecord] = []
+}
+
+/// The outcome of `Broker.tick(now:)`: connections to wake and lines to log.
+public struct BrokerTickResult {
+    public var wake: [any DeliveryWaker]
+    public var logs: [LogRecord]
+
+    public init(wake: [any DeliveryWaker] = [], logs: [LogRecord] = []) {
+        self.wake = wake
+        self.logs = logs
+    }
+}
+
+/// The broker engine shared by all event loops: sessions, subscriptions, retained messages and delayed wills.
+///
+/// Locking: the session registry is a mutex taken at CONNECT, connection end and `tick` only; the subscription
+/// trie and the retained index are readers-writer locked (every PUBLISH reads, SUBSCRIBE writes); each session
+/// has its own mutex. Lock order: registry, then trie, then session; the retained index and the store are
+/// leaves. Routing a PUBLISH takes the trie read lock, then each subscriber's session lock, one at a time.
+public final class Broker: Sendable {
+    public let configuration: BrokerConfiguration
+    let store: any BrokerStore
+    let counters = BrokerCounters()
+    let subscriptionTrie = ReadWriteLocked(SubscriptionTrie<String, SubscriptionEntry>())
+    let retainedIndex = ReadWriteLocked(RetainedMessageIndex<Message>())
+    let registry = Mutex(SessionRegistry())
+    private let tokens = Atomic<UInt64>(1)
+    private let assignedIdentifiers = Atomic<UInt64>(1)
+    private let assignedIdentifierPrefix: String
+
+    /// Creates a broker and loads the store's sessions, subscriptions, queued and inflight deliveries and
+    /// retained messages. Loaded sessions are disconnected as of `now`; their stored wills are re-armed.
+    public init(configuration: BrokerConfiguration = .init(), store: any BrokerStore = InMemoryBrokerStore(), now: NIODeadline) {
+        self.configuration = configuration
+        self.store = store
+        self.assignedIdentifierPrefix = "petrel-" + String(UInt64(truncatingIfNeeded: now.uptimeNanoseconds), radix: 36) + "-"
+        self.load(store.load(), now: now)
+    }
+
+    private func load(_ snapshot: BrokerStoreSnapshot, now: NIODeadline) {
+        self.retainedIndex.withWriteLock { index in
+            for message in snapshot.retained {
+                index.set(topic: message.topic, message: message)
+            }
+        }
+        for record in snapshot.sessions {
+            let clientIdentifier = record.session.clientIdentifier
+            var state = SessionState(
+                protocolVersion: record.session.protocolVersion,
+                expiryInterval: record.session.expiryInterval,
+                inflightLimit: max(1, min(self.configuration.maximumInflightMessages, Int(UInt16.max)))
+            )
+            for subscription in record.subscriptions {
+                state.subscriptions[subscription.filter] = subscription
+            }
+            var maximumSequence: UInt64 = 0
+            var lastPacketIdentifier: UInt16 = 0
+            for delivery in record.deliveries.sorted(by: { $0.sequence < $1.sequence }) {
+                maximumSequence = max(maximumSequence, delivery.sequence)
+                switch delivery.state {
+                case .queued:
+                    state.queue.append(
+                        QueuedDelivery(
+                            sequence: delivery.sequence,
+                            message: delivery.message,
+                            qos: delivery.qos,
+                            retain: delivery.retain,
+                            subscriptionIdentifiers: delivery.subscriptionIdentifiers,
+                            stored: true
+                        )
+                    )
+                    state.queuedBytes += delivery.message.accountedSize
+                case .publishSent, .pubrecReceived:
+                    guard let identifier = delivery.packetIdentifier, !state.inflightIdentifiers.contains(identifier)
+                    else { continue }
+                    state.inflight.append(
+                        InflightDelivery(
+                            sequence: delivery.sequence,
+                            message: delivery.message,
+                            qos: delivery.qos,
+                            retain: delivery.retain,
+                            subscriptionIdentifiers: delivery.subscriptionIdentifiers,
+                            packetIdentifier: identifier,
+                            state: delivery.state
+                        )
+                    )
+                    state.inflightIdentifiers.insert(identifier)
+                    lastPacketIdentifier = identifier
+                }
+            }
+            state.nextSequence = maximumSequence + 1
+            state.nextPacketIdentifier = lastPacketIdentifier == .max ? 1 : lastPacketIdentifier + 1
+            state.inboundQoS2 = Set(record.inboundQoS2PacketIdentifiers)
+            state.will = record.session.will
+            state.disconnectedAt = now
+            let session = Session(clientIdentifier: clientIdentifier, state: state, store: self.store, counters: self.counters)
+            self.subscriptionTrie.withWriteLock { trie in
+                for subscription in record.subscriptions {
+                    trie.insert(
+                        filter: subscription.filter,
+                        key: clientIdentifier,
+                        value: SubscriptionEntry(
+                            session: session,
+                            options: subscription.options,
+                            identifier: subscription.subscriptionIdentifier
+                        )
+                    )
+                }
+            }
+            self.registry.withLock { registry in
+                registry.sessions[clientIdentifier] = session
+                if let will = record.session.will {
+                    let delay = record.session.protocolVersion.isV5 ? (will.properties.willDelayInterval ?? 0) : 0
+                    let effective = min(delay, record.session.expiryInterval)
+                    registry.pendingWills[clientIdentifier] = PendingWill(
+                        will: will,
+                        fireAt: now + .seconds(Int64(effective)),
+                        session: session
+                    )
+                }
+            }
+        }
+    }
+
+    /// Current counters.
+    public var statistics: BrokerStatistics {
+        BrokerStatistics(
+            connectionsCurrent: self.counters.connectionsCurrent.load(ordering: .relaxed),
+            connectionsTotal: self.counters.connectionsTotal.load(ordering: .relaxed),
+            messagesReceived: self.counters.messagesReceived.load(ordering: .relaxed),
+            messagesSent: self.counters.messagesSent.load(ordering: .relaxed),
+            messagesDroppedQueueFull: self.counters.messagesDroppedQueueFull.load(ordering: .relaxed),
+            messagesDroppedExpired: self.counters.messagesDroppedExpired.load(ordering: .relaxed),
+            messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
+            sessions: self.registry.withLock { $0.sessions.count },
+            retainedMessages: self.retainedIndex.withReadLock { $0.count }
+        )
+    }
+
+    /// Fires delayed wills that are due, ends detached sessions whose expiry interval has passed (publishing
+    /// their pending will first) and drops expired retained messages. Queued messages that expire are dropped
+    /// when they reach the head of their queue. Call about once a second.
+    public func tick(now: NIODeadline) -> BrokerTickResult {
+        var result = BrokerTickResult()
+        var dueWills: [(String, PendingWill)] = []
+        var expiredSessions: [String] = []
+        self.registry.withLock { registry in
+            for (clientIdentifier, pending) in registry.pendingWills where pending.fireAt <= now {
+                dueWills.append((clientIdentifier, pending))
+            }
+            for (clientIdentifier, _) in dueWills {
+                registry.pendingWills.removeValue(forKey: clientIdentifier)
+            }
+            var expiring: [Session] = []
+            for session in registry.sessions.values {
+                if let deadline = session.expiryDeadline(), deadline <= now {
+                    expiring.append(session)
+                }
+            }
+            for session in expiring {
+                // The session ends: a will still waiting for its delay is published now [MQTT-3.1.2-8].
+                if let pending = registry.pendingWills.removeValue(forKey: session.clientIdentifier) {
+                    dueWills.append((session.clientIdentifier, pending))
+                }
+                if self.endSession(session, in: &registry, onlyIfDetached: true) != nil {
+                    expiredSessions.append(session.clientIdentifier)
+                }
+            }
+        }
+        for (clientIdentifier, pending) in dueWills {
+            pending.session?.clearWill()
+            let routed = self.publishWill(pending.will, clientIdentifier: clientIdentifier, now: now)
+            result.wake.append(contentsOf: routed.wakers)
+            result.logs.append(contentsOf: routed.logs)
+            result.logs.append(
+                LogRecord(level: .debug, message: "Delayed will published", metadata: ["mqtt.client_id": clientIdentifier])
+            )
+        }
+        for clientIdentifier in expiredSessions {
+            result.logs.append(
+                LogRecord(level: .info, message: "Session expired", metadata: ["mqtt.client_id": clientIdentifier])
+            )
+        }
+        var expiredTopics: [String] = []
+        self.retainedIndex.withWriteLock { index in
+            index.removeAll { topic, message in
+                guard message.isExpired(at: now) else { return false }
+                expiredTopics.append(topic)
+                return true
+            }
+            for topic in expiredTopics {
+                self.store.retainedRemoved(topic: topic)
+            }
+        }
+        var seen: [any DeliveryWaker] = []
+        for waker in result.wake where !seen.contains(where: { $0 === waker }) {
+            seen.append(waker)
+        }
+        result.wake = seen
+        return result
+    }
+
+    /// Called when the server stops, after every connection's `shutdown(now:)`: flushes the store.
+    public func shutdown(now: NIODeadline) {
+        self.store.flush()
+    }
+
+    // MARK: - Identity
+
+    func nextToken() -> UInt64 {
+        self.tokens.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    /// A client identifier for a client that sent an empty one [MQTT-3.1.3-6]: unique among current sessions.
+    func assignClientIdentifier() -> String {
+        while true {
+            let number = self.assignedIdentifiers.wrappingAdd(1, ordering: .relaxed).newValue
+            let candidate = self.assignedIdentifierPrefix + String(number, radix: 36)
+            if self.registry.withLock({ $0.sessions[candidate] == nil }) {
+                return candidate
+            }
+        }
+    }
+
+    // MARK: - Sessions
+
+    struct SessionOpening {
+        var session: Session
+        var sessionPresent: Bool
+        /// The waker of the connection that held the session (or the replaced one) before: it must be woken so
+        /// it notices the takeover and closes itself [MQTT-3.1.4-3].
+        var previousOwner: (any DeliveryWaker)?
+    }
+
+    /// Attaches a new connection to the session of `clientIdentifier`: resumes it (clean start 0 and one exists,
+    /// [MQTT-3.1.2-5]), or discards any existing one and creates a new one [MQTT-3.1.2-4, MQTT-3.1.2-6]. A
+    /// delayed will of that client is cancelled: a new connection came before its delay elapsed [MQTT-3.1.3-9].
+    func openSession(
+        clientIdentifier: String,
+        cleanStart: Bool,
+        protocolVersion: ProtocolVersion,
+        expiryInterval: UInt32,
+        inflightLimit: Int,
+        will: MQTTPacket.Will?,
+        token: UInt64,
+        waker: any DeliveryWaker
+    ) -> SessionOpening {
+        self.registry.withLock { registry in
+            if let cancelled = registry.pendingWills.removeValue(forKey: clientIdentifier) {
+                cancelled.session?.clearWill()
+            }
+            var previousOwner: SessionOwner?
+            if let existing = registry.sessions[clientIdentifier] {
+                if !cleanStart {
+                    previousOwner = existing.attach(
+                        token: token,
+                        waker: waker,
+                        protocolVersion: protocolVersion,
+                        expiryInterval: expiryInterval,
+                        inflightLimit: inflightLimit,
+                        will: will
+                    )
+                    return SessionOpening(session: existing, sessionPresent: true, previousOwner: previousOwner?.waker)
+                }
+                previousOwner = self.endSession(existing, in: &registry, onlyIfDetached: false)?.owner
+            }
+            let session = Session(
+                clientIdentifier: clientIdentifier,
+                state: SessionState(protocolVersion: protocolVersion, expiryInterval: 0, inflightLimit: inflightLimit),
+                store: self.store,
+                counters: self.counters
+            )
+            _ = session.attach(
+                token: token,
+                waker: waker,
+                protocolVersion: protocolVersion,
+                expiryInterval: expiryInterval,
+                inflightLimit: inflightLimit,
+                will: will
+            )
+            registry.sessions[clientIdentifier] = session
+            return SessionOpening(session: session, sessionPresent: false, previousOwner: previousOwner?.waker)
+        }
+    }
+
+    /// Ends `session`: marks it, unregisters it, removes its subscriptions and its stored state. Registry lock
+    /// held by the caller.
+    @discardableResult
+    private func endSession(_ session: Session, in registry: inout SessionRegistry, onlyIfDetached: Bool) -> Session.EndResult? {
+        guard let ended = session.end(onlyIfDetached: onlyIfDetached) else { return nil }
+        if registry.sessions[session.clientIdentifier] === session {
+            registry.sessions.removeValue(forKey: session.clientIdentifier)
+        }
+        self.subscriptionTrie.withWriteLock { trie in
+            for filter in ended.filters where trie.value(filter: filter, key: session.clientIdentifier)?.session === session {
+                trie.remove(filter: filter, key: session.clientIdentifier)
+            }
+        }
+        if ended.wasPersistent {
+            self.store.sessionRemoved(clientIdentifier: session.clientIdentifier)
+        }
+        return ended
+    }
+
+    /// A connection ended. Detaches it from its session (which ends now when its expiry interval is 0) and
+    /// handles its will: `will` is non-nil when the end was abnormal and the will must be published
+    /// [MQTT-3.1.2-8]; it is published at once, or after min(Will Delay Interval, session expiry) unless the
+    /// client reconnects first (v5). After a takeover it is published unless (v5) the new connection continues
+    /// the session and the will has a delay.
+    func connectionEnded(
+        session: Session,
+        token: UInt64,
+        protocolVersion: ProtocolVersion,
+        will: MQTTPacket.Will?,
+        now: NIODeadline
+    ) -> RouteResult {
+        var immediate: MQTTPacket.Will?
+        let delay = protocolVersion.isV5 ? (will?.properties.willDelayInterval ?? 0) : 0
+        self.registry.withLock { registry in
+            switch session.detach(token: token, now: now, will: delay > 0 ? will : nil) {
+            case .detached(let expiryInterval):
+                if let will {
+                    let effective = min(delay, expiryInterval)
+                    if effective == 0 {
+                        immediate = will
+                    } else {
+                        registry.pendingWills[session.clientIdentifier] = PendingWill(
+                            will: will,
+                            fireAt: now + .seconds(Int64(effective)),
+                            session: session
+                        )
+                    }
+                }
+                if expiryInterval == 0 {
+                    self.endSession(session, in: &registry, onlyIfDetached: true)
+                }
+            case .notOwner(let sessionEnded):
+                if let will, !protocolVersion.isV5 || delay == 0 || sessionEnded {
+                    immediate = will
+                }
+            }
+        }
+        self.counters.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
+        guard let immediate else { return RouteResult() }
+        return self.publishWill(immediate, clientIdentifier: session.clientIdentifier, now: now)
+    }
+
+    // MARK: - Subscriptions
+
+    /// Adds or replaces a subscription of `session` [MQTT-3.8.4-3]. Returns whether it replaced one, or nil when
+    /// `token` no longer owns the session.
+    func subscribe(session: Session, token: UInt64, subscription: StoredSubscription) -> Bool? {
+        self.subscriptionTrie.withWriteLock { trie in
+            guard let existed = session.setSubscription(subscription, token: token) else { return nil }
+            trie.insert(
+                filter: subscription.filter,
+                key: session.clientIdentifier,
+                value: SubscriptionEntry(
+                    session: session,
+                    options: subscription.options,
+                    identifier: subscription.subscriptionIdentifier
+                )
+            )
+            return existed
+        }
+    }
+
+    /// Removes a subscription. Returns whether it existed, or nil when `token` no longer owns the session.
+    func unsubscribe(session: Session, token: UInt64, filter: String) -> Bool? {
+        self.subscriptionTrie.withWriteLock { trie in
+            guard let existed = session.removeSubscription(filter: filter, token: token) else { return nil }
+            if trie.value(filter: filter, key: session.clientIdentifier)?.session === session {
+                trie.remove(filter: filter, key: session.clientIdentifier)
+            }
+            return existed
+        }
+    }
+
+    /// Retained messages matching `filter`, not expired.
+    func retainedMessages(matching filter: String, now: NIODeadline) -> [Message] {
+        var messages: [Message] = []
+        self.retainedIndex.withReadLock { index in
+            index.forEachMatch(filter: filter) { _, message in
+                if !message.isExpired(at: now) {
+                    messages.append(message)
+                }
+            }
+        }
+        return messages
+    }
+
+    // MARK: - Publishing
+
+    /// Publishes a will as an application message from `clientIdentifier`.
+    func publishWill(_ will: MQTTPacket.Will, clientIdentifier: String, now: NIODeadline) -> RouteResult {
+        let message = Message(
+            topic: will.topic,
+            payload: will.payload,
+            qos: min(will.qos, self.configuration.maximumQoS),
+            retain: will.retain && self.configuration.retainAvailable,
+            inboundProperties: will.properties,
+            publisherClientIdentifier: clientIdentifier,
+            now: now
+        )
+        return self.publish(message)
+    }
+
+    /// Stores or clears the retained message for the topic when RETAIN is set, then routes the message.
+    func publish(_ message: Message) -> RouteResult {
+        self.counters.messagesReceived.wrappingAdd(1, ordering: .relaxed)
+        if message.retain && self.configuration.retainAvailable {
+            self.updateRetained(message)
+        }
+        return self.route(message)
+    }
+
+    /// A retained PUBLISH replaces the topic's retained message [MQTT-3.3.1-5]; one with an empty payload
+    /// removes it and is not stored itself [MQTT-3.3.1-6, MQTT-3.3.1-7] (3.1.1: [MQTT-3.3.1-10, MQTT-3.3.1-11]).
+    private func updateRetained(_ message: Message) {
+        self.retainedIndex.withWriteLock { index in
+            if message.payload.readableBytes == 0 {
+                if index.set(topic: message.topic, message: nil) != nil {
+                    self.store.retainedRemoved(topic: message.topic)
+                }
+            } else {
+                index.set(topic: message.topic, message: message)
+                self.store.retainedSet(message)
+            }
+        }
+    }
+
+    private struct Target {
+        var session: Session
+        var qos: QoS
+        var retainAsPublished: Bool
+        var identifiers: [UInt32]
+    }
+
+    /// Delivers `message` to every session with a matching subscription: once per session however many of its
+    /// subscriptions match, at the highest QoS among them [MQTT-3.3.5-1] (v5 [MQTT-3.3.4-2]) and with all their
+    /// subscription identifiers [MQTT-3.3.4-3]; per subscription QoS = min(published, granted) [MQTT-3.8.4-8].
+    /// The trie applies the `$` rule [MQTT-4.7.2-1].
+    func route(_ message: Message) -> RouteResult {
+        var targets: [Target] = []
+        var positions: [ObjectIdentifier: Int] = [:]
+        self.subscriptionTrie.withReadLock { trie in
+            trie.forEachMatch(topic: message.topic) { clientIdentifier, entry in
+                // No Local: not to the publishing client's own subscriptions [MQTT-3.8.3-3].
+                if entry.options.noLocal && clientIdentifier == message.publisherClientIdentifier {
+                    return
+                }
+                let qos = min(message.qos, entry.options.qos)
+                let key = ObjectIdentifier(entry.session)
+                if let position = positions[key] {
+                    targets[position].qos = max(targets[position].qos, qos)
+                    targets[position].retainAsPublished = targets[position].retainAsPublished
+                        || entry.options.retainAsPublished
+                    if let identifier = entry.identifier {
+                        targets[position].identifiers.append(identifier)
+                    }
+                } else {
+                    positions[key] = targets.count
+                    targets.append(
+                        Target(
+                            session: entry.session,
+                            qos: qos,
+                            retainAsPublished: entry.options.retainAsPublished,
+                            identifiers: entry.identifier.map { [$0] } ?? []
+                        )
+                    )
+                }
+            }
+        }
+        var result = RouteResult(matched: !targets.isEmpty)
+        for target in targets {
+            // Forwarded to existing subscriptions with RETAIN 0 [MQTT-3.3.1-9] unless Retain As Published
+            // [MQTT-3.3.1-12, MQTT-3.3.1-13].
+            let retain = target.retainAsPublished ? message.retain : false
+            switch target.session.enqueue(
+                message,
+                qos: target.qos,
+                retain: retain,
+                subscriptionIdentifiers: target.identifiers,
+                configuration: self.configuration
+            ) {
+            case .queued(let waker):
+                if let waker { result.wakers.append(waker) }
+            case .dropped(let firstInBurst):
+                if firstInBurst {
+                    result.logs.append(
+                        LogRecord(
+                            level: .warning,
+                            message: "Session queue full: dropping new messages",
+                            metadata: [
+                                "mqtt.client_id": target.session.clientIdentifier,
+                                "mqtt.topic": message.topic,
+                            ]
+                        )
+                    )
+                }
+            case .discarded:
+                break
+            }
+        }
+        return result
+    }
+}

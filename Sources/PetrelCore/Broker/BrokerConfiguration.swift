@@ -1,0 +1,43 @@
+import NIOCore
+
+/// Limits and capabilities of a `Broker`. Every property has a default suitable for a small deployment.
+public struct BrokerConfiguration: Sendable {
+    /// Largest inbound packet in bytes; advertised as Maximum Packet Size in the MQTT 5 CONNACK and enforced by
+    /// the decoder. Default 1 MiB (1,048,576).
+    public var maximumPacketSize: UInt32 = 1_048_576
+    /// Inbound QoS 1/2 PUBLISH packets a client may have unacknowledged; advertised as Receive Maximum (v5).
+    /// The broker acknowledges QoS 1 at once, so in practice this bounds the QoS 2 packet identifiers awaiting
+    /// PUBREL (for every protocol version). Exceeding it closes the connection (v5: DISCONNECT 0x93).
+    /// Default 1024.
+    public var receiveMaximum: UInt16 = 1024
+    /// Outbound QoS 1/2 messages sent but not yet acknowledged per session; min'ed with the client's Receive
+    /// Maximum (v5) [MQTT-3.3.4-9]. Default 32.
+    public var maximumInflightMessages: Int = 32
+    /// Messages waiting per session behind a full inflight window or while the session is offline. When the
+    /// queue is full the NEW message is dropped (and counted in `BrokerStatistics.messagesDroppedQueueFull`).
+    /// Default 1000.
+    public var maximumQueuedMessages: Int = 1000
+    /// Payload plus topic bytes waiting per session; same drop policy as `maximumQueuedMessages`. Default 16 MiB.
+    public var maximumQueuedBytes: Int = 16 * 1024 * 1024
+    /// Whether QoS 0 messages are queued for a persistent session while it is offline. Default false.
+    public var queueQoS0ForOfflineSessions: Bool = false
+    /// A connection that sends no CONNECT within this time is closed. Default 10 seconds.
+    public var connectTimeout: TimeAmount = .seconds(10)
+    /// When set, overrides the client's Keep Alive and is sent as Server Keep Alive in the v5 CONNACK
+    /// [MQTT-3.1.2-21]. Default nil (use the client's).
+    public var serverKeepAlive: UInt16? = nil
+    /// Upper bound on a session's expiry interval in seconds. A larger v5 request is lowered and the CONNACK says
+    /// so; 3.1.1 persistent sessions (which never expire by the spec) are also bounded by it. Default
+    /// `UInt32.max` (never expire).
+    public var maximumSessionExpiryInterval: UInt32 = .max
+    /// Longest accepted client identifier in bytes. MQTT 3.1 officially allows 1...23 characters; longer ones are
+    /// accepted up to this limit for all versions. Default 65535.
+    public var maximumClientIdentifierLength: Int = 65535
+    /// Highest QoS granted to subscriptions and accepted from v5 publishers (advertised when below 2).
+    /// Default `.exactlyOnce`.
+    public var maximumQoS: QoS = .exactlyOnce
+    /// Whether retained messages are supported (advertised as Retain Available 0 when false). Default true.
+    public var retainAvailable: Bool = true
+
+    public init() {}
+}

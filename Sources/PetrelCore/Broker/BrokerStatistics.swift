@@ -1,0 +1,36 @@
+import Synchronization
+
+/// A snapshot of the broker's counters.
+public struct BrokerStatistics: Sendable, Hashable {
+    /// Connections that have completed CONNECT and not yet closed.
+    public var connectionsCurrent: Int
+    /// Connections accepted (CONNACK 0x00) since start.
+    public var connectionsTotal: Int
+    /// Application messages received from clients (PUBLISH packets routed, wills included).
+    public var messagesReceived: Int
+    /// PUBLISH packets handed to the server for writing (retransmissions included).
+    public var messagesSent: Int
+    /// Deliveries dropped because a session's queue was full (count or bytes).
+    public var messagesDroppedQueueFull: Int
+    /// Deliveries dropped because their Message Expiry Interval passed before they could be sent.
+    public var messagesDroppedExpired: Int
+    /// Deliveries dropped because they exceeded the client's Maximum Packet Size.
+    public var messagesDroppedTooLarge: Int
+    /// Sessions known to the broker, connected or not.
+    public var sessions: Int
+    /// Retained messages stored.
+    public var retainedMessages: Int
+}
+
+/// The live counters behind `BrokerStatistics`: relaxed atomics, never a lock.
+final class BrokerCounters: Sendable {
+    let connectionsCurrent = Atomic<Int>(0)
+    let connectionsTotal = Atomic<Int>(0)
+    let messagesReceived = Atomic<Int>(0)
+    let messagesSent = Atomic<Int>(0)
+    let messagesDroppedQueueFull = Atomic<Int>(0)
+    let messagesDroppedExpired = Atomic<Int>(0)
+    let messagesDroppedTooLarge = Atomic<Int>(0)
+    let sessions = Atomic<Int>(0)
+    let retainedMessages = Atomic<Int>(0)
+}

@@ -1,0 +1,63 @@
+/// Implemented by the server, one per connection. The engine never calls `wake()` itself: it returns wakers in
+/// `ConnectionActions.wake` / `BrokerTickResult.wake`, the server calls `wake()` (batched per event loop), and
+/// then calls `ConnectionStateMachine.deliverPending(now:)` for that connection on its own event loop.
+public protocol DeliveryWaker: AnyObject, Sendable {
+    func wake()
+}
+
+/// What the server must do after handing an event to a `ConnectionStateMachine`.
+public struct ConnectionActions {
+    /// Packets to write, in order.
+    public var outbound: [OutboundPacket] = []
+    /// Connections to wake (deduplicated within one call).
+    public var wake: [any DeliveryWaker] = []
+    /// Close the connection after writing `outbound`.
+    public var close: Bool = false
+    public var logs: [LogRecord] = []
+
+    public init(
+        outbound: [OutboundPacket] = [],
+        wake: [any DeliveryWaker] = [],
+        close: Bool = false,
+        logs: [LogRecord] = []
+    ) {
+        self.outbound = outbound
+        self.wake = wake
+        self.close = close
+        self.logs = logs
+    }
+
+    mutating func send(_ packet: MQTTPacket) {
+        self.outbound.append(.packet(packet))
+    }
+
+    /// Adds wakers, skipping any already present (by identity).
+    mutating func addWakers(_ wakers: [any DeliveryWaker]) {
+        for waker in wakers where !self.wake.contains(where: { $0 === waker }) {
+            self.wake.append(waker)
+        }
+    }
+}
+
+public enum OutboundPacket {
+    case packet(MQTTPacket)
+    case publish(OutboundPublish)
+}
+
+/// A log line as a value: the server hands it to its logger.
+public struct LogRecord: Sendable, Hashable {
+    public enum Level: Sendable, Hashable {
+        case trace, debug, info, notice, warning, error
+    }
+
+    public var level: Level
+    public var message: String
+    /// Dotted keys, e.g. `mqtt.client_id`, `mqtt.reason_code`.
+    public var metadata: [String: String]
+
+    public init(level: Level, message: String, metadata: [String: String] = [:]) {
+        self.level = level
+        self.message = message
+        self.metadata = metadata
+    }
+}

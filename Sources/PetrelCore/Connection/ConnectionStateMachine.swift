@@ -1,0 +1,727 @@
+import NIOCore
+
+/// The protocol logic of one network connection: CONNECT, PUBLISH flows in both directions, SUBSCRIBE,
+/// keep alive, will and session handling. One per connection, used only on that connection's event loop (not
+/// `Sendable`). Every event returns `ConnectionActions` for the server to carry out.
+public struct ConnectionStateMachine {
+    private enum Phase {
+        case awaitingConnect
+        case connected
+        case closed
+    }
+
+    /// What a connected connection knows. A class so that mutation never copies; owned by this struct only.
+    private final class Context {
+        let version: ProtocolVersion
+        let clientIdentifier: String
+        let session: Session
+        let token: UInt64
+        /// Effective keep alive in seconds (the client's, or Server Keep Alive); 0 is off.
+        let keepAlive: UInt16
+        var lastActivity: NIODeadline
+        /// Published on an abnormal end; cleared by DISCONNECT 0x00 [MQTT-3.1.2-10].
+        var will: MQTTPacket.Will?
+        /// The session expiry interval; a v5 DISCONNECT may change it.
+        var sessionExpiryInterval: UInt32
+        let connectSessionExpiryWasZero: Bool
+        /// The client's Maximum Packet Size (v5).
+        let maximumPacketSize: UInt32?
+        /// Request Problem Information (v5); false means no Reason String on acks [MQTT-3.1.2-29].
+        let requestProblemInformation: Bool
+
+        init(
+            version: ProtocolVersion,
+            clientIdentifier: String,
+            session: Session,
+            token: UInt64,
+            keepAlive: UInt16,
+            lastActivity: NIODeadline,
+            will: MQTTPacket.Will?,
+            sessionExpiryInterval: UInt32,
+            maximumPacketSize: UInt32?,
+            requestProblemInformation: Bool
+        ) {
+            self.version = version
+            self.clientIdentifier = clientIdentifier
+            self.session = session
+            self.token = token
+            self.keepAlive = keepAlive
+            self.lastActivity = lastActivity
+            self.will = will
+            self.sessionExpiryInterval = sessionExpiryInterval
+            self.connectSessionExpiryWasZero = sessionExpiryInterval == 0
+            self.maximumPacketSize = maximumPacketSize
+            self.requestProblemInformation = requestProblemInformation
+        }
+    }
+
+    private let broker: Broker
+    private let waker: any DeliveryWaker
+    private let remoteAddress: String
+    private let openedAt: NIODeadline
+    private var phase: Phase = .awaitingConnect
+    private var context: Context?
+    /// The version to encode with before (or without) a successful CONNECT, e.g. for a refusing CONNACK.
+    private var negotiatedVersion: ProtocolVersion?
+
+    public init(broker: Broker, waker: any DeliveryWaker, remoteAddress: String, now: NIODeadline) {
+        self.broker = broker
+        self.waker = waker
+        self.remoteAddress = remoteAddress
+        self.openedAt = now
+    }
+
+    /// Known after CONNECT (also after a refused one, for encoding the CONNACK).
+    public var protocolVersion: ProtocolVersion? { self.negotiatedVersion }
+
+    public var clientIdentifier: String? { self.context?.clientIdentifier }
+
+    /// The client's v5 Maximum Packet Size; the server must not send a larger packet [MQTT-3.1.2-25].
+    public var maximumOutboundPacketSize: UInt32? { self.context?.maximumPacketSize }
+
+    private var configuration: BrokerConfiguration { self.broker.configuration }
+
+    private var baseMetadata: [String: String] {
+        var metadata = ["mqtt.remote_address": self.remoteAddress]
+        if let context { metadata["mqtt.client_id"] = context.clientIdentifier }
+        return metadata
+    }
+
+    private func log(_ level: LogRecord.Level, _ message: String, _ extra: [String: String] = [:]) -> LogRecord {
+        LogRecord(level: level, message: message, metadata: self.baseMetadata.merging(extra) { $1 })
+    }
+
+    // MARK: - Events
+
+    public mutating func receive(_ packet: MQTTPacket, now: NIODeadline) -> ConnectionActions {
+        switch self.phase {
+        case .closed:
+            return ConnectionActions()
+        case .awaitingConnect:
+            guard case .connect(let connect) = packet else {
+                // The first packet from the client MUST be CONNECT [MQTT-3.1.0-1].
+                self.phase = .closed
+                return ConnectionActions(
+                    close: true,
+                    logs: [self.log(.warning, "First packet is not CONNECT", ["mqtt.packet_type": "\(packet.type)"])]
+                )
+            }
+            return self.handleConnect(connect, now: now)
+        case .connected:
+            guard let context = self.context else { return ConnectionActions() }
+            context.lastActivity = now
+            switch packet {
+            case .connect:
+                // A second CONNECT is a protocol error [MQTT-3.1.0-2].
+                return self.protocolViolation(.protocolError, "Second CONNECT", now: now)
+            case .publish(let publish):
+                return self.handlePublish(publish, context: context, now: now)
+            case .puback(let ack):
+                return self.handleOutboundAck(.puback, ack, context: context, now: now)
+            case .pubrec(let ack):
+                return self.handleOutboundAck(.pubrec(failed: ack.reasonCode.isFailure), ack, context: context, now: now)
+            case .pubcomp(let ack):
+                return self.handleOutboundAck(.pubcomp, ack, context: context, now: now)
+            case .pubrel(let ack):
+                return self.handlePubrel(ack, context: context, now: now)
+            case .subscribe(let subscribe):
+                return self.handleSubscribe(subscribe, context: context, now: now)
+            case .unsubscribe(let unsubscribe):
+                return self.handleUnsubscribe(unsubscribe, context: context, now: now)
+            case .pingreq:
+                // [MQTT-3.12.4-1]
+                return ConnectionActions(outbound: [.packet(.pingresp)])
+            case .disconnect(let disconnect):
+                return self.handleDisconnect(disconnect, context: context, now: now)
+            case .auth:
+                // No authentication method is supported, so no AUTH exchange can be in progress (spec 4.12).
+                return self.protocolViolation(.protocolError, "AUTH without an authentication method", now: now)
+            case .connack, .suback, .unsuback, .pingresp:
+                return self.protocolViolation(.protocolError, "Server-to-client packet received", now: now)
+            }
+        }
+    }
+
+    /// The decoder failed (malformed packet 0x81, protocol error 0x82, packet too large 0x95, ...). A v5 client
+    /// whose CONNECT was accepted gets DISCONNECT with `reason`; the connection closes; the will is published.
+    public mutating func receiveError(_ error: any Error & Sendable, reason: ReasonCode, now: NIODeadline) -> ConnectionActions {
+        switch self.phase {
+        case .closed:
+            return ConnectionActions()
+        case .awaitingConnect:
+            self.phase = .closed
+            return ConnectionActions(
+                close: true,
+                logs: [self.log(.warning, "Invalid packet before CONNECT", ["mqtt.reason_code": "\(reason)", "error": "\(error)"])]
+            )
+        case .connected:
+            return self.protocolViolation(reason, "Invalid packet: \(error)", now: now)
+        }
+    }
+
+    /// CONNECT named a protocol level the broker does not support: CONNACK 0x01 (3.x) or 0x84 (v5), close
+    /// [MQTT-3.1.2-2].
+    public mutating func unsupportedProtocolVersion(level: UInt8, now: NIODeadline) -> ConnectionActions {
+        guard self.phase == .awaitingConnect else { return ConnectionActions() }
+        self.phase = .closed
+        self.negotiatedVersion = level >= 5 ? .v5 : .v3_1_1
+        return ConnectionActions(
+            outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion)))],
+            close: true,
+            logs: [self.log(.info, "Unsupported protocol level", ["mqtt.protocol_level": "\(level)"])]
+        )
+    }
+
+    /// After `wake()`: moves queued messages into the inflight window and out. A connection whose session was
+    /// taken over gets DISCONNECT 0x8E (v5) and closes [MQTT-3.1.4-3].
+    public mutating func deliverPending(now: NIODeadline) -> ConnectionActions {
+        guard self.phase == .connected, let context = self.context else { return ConnectionActions() }
+        var actions = ConnectionActions()
+        switch context.session.drain(token: context.token, now: now) {
+        case .delivered(let publishes):
+            for publish in publishes {
+                actions.outbound.append(.publish(publish))
+            }
+        case .notOwner(let sessionEnded):
+            return self.takenOver(context: context, sessionEnded: sessionEnded, now: now)
+        }
+        return actions
+    }
+
+    /// Connect timeout and keep alive. Call periodically (about once a second).
+    public mutating func tick(now: NIODeadline) -> ConnectionActions {
+        switch self.phase {
+        case .closed:
+            return ConnectionActions()
+        case .awaitingConnect:
+            guard now - self.openedAt >= self.configuration.connectTimeout else { return ConnectionActions() }
+            self.phase = .closed
+            return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
+        case .connected:
+            guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
+            // One and a half times the keep alive [MQTT-3.1.2-24] (v5 [MQTT-3.1.2-22]).
+            let limit = TimeAmount.milliseconds(Int64(context.keepAlive) * 1500)
+            guard now - context.lastActivity > limit else { return ConnectionActions() }
+            return self.terminate(
+                context: context,
+                disconnect: .keepAliveTimeout,
+                publishWill: true,
+                log: self.log(.info, "Keep alive timeout", ["mqtt.keep_alive": "\(context.keepAlive)"]),
+                now: now
+            )
+        }
+    }
+
+    /// The transport is gone (error, EOF, or after we closed). Publishes the will unless the client sent a
+    /// normal DISCONNECT, and detaches (or ends) the session.
+    public mutating func connectionClosed(now: NIODeadline) -> ConnectionActions {
+        switch self.phase {
+        case .closed:
+            return ConnectionActions()
+        case .awaitingConnect:
+            self.phase = .closed
+            return ConnectionActions()
+        case .connected:
+            guard let context = self.context else { return ConnectionActions() }
+            var actions = self.terminate(
+                context: context,
+                disconnect: nil,
+                publishWill: true,
+                log: self.log(.info, "Connection lost"),
+                now: now
+            )
+            actions.close = false
+            return actions
+        }
+    }
+
+    /// The server is stopping: v5 DISCONNECT 0x8B, then close. The will IS published: the server closes the
+    /// connection without the client having sent DISCONNECT, which the spec lists as a will trigger (3.1.2.5).
+    public mutating func shutdown(now: NIODeadline) -> ConnectionActions {
+        switch self.phase {
+        case .closed:
+            return ConnectionActions()
+        case .awaitingConnect:
+            self.phase = .closed
+            return ConnectionActions(close: true)
+        case .connected:
+            guard let context = self.context else { return ConnectionActions() }
+            return self.terminate(
+                context: context,
+                disconnect: .serverShuttingDown,
+                publishWill: true,
+                log: self.log(.info, "Server shutting down"),
+                now: now
+            )
+        }
+    }
+
+    /// The server did not send `publish` because it exceeds the client's Maximum Packet Size: it is discarded
+    /// as if it had completed [MQTT-3.1.2-25], freeing its packet identifier and inflight slot.
+    public mutating func outboundPublishTooLarge(_ publish: OutboundPublish, now: NIODeadline) -> ConnectionActions {
+        guard self.phase == .connected, let context = self.context else { return ConnectionActions() }
+        self.broker.counters.messagesDroppedTooLarge.wrappingAdd(1, ordering: .relaxed)
+        var actions = ConnectionActions(
+            logs: [self.log(.debug, "Outbound PUBLISH larger than the client's Maximum Packet Size dropped", ["mqtt.topic": publish.message.topic])]
+        )
+        if let identifier = publish.packetIdentifier, publish.qos != .atMostOnce {
+            if context.session.discardInflight(packetIdentifier: identifier, token: context.token) {
+                actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            }
+        }
+        return actions
+    }
+
+    // MARK: - Ending the connection
+
+    /// Closes for a protocol violation: v5 DISCONNECT with `reason`, close, will published; one warning log.
+    private mutating func protocolViolation(_ reason: ReasonCode, _ description: String, now: NIODeadline) -> ConnectionActions {
+        guard let context = self.context else {
+            self.phase = .closed
+            return ConnectionActions(close: true, logs: [self.log(.warning, description)])
+        }
+        return self.terminate(
+            context: context,
+            disconnect: reason,
+            publishWill: true,
+            log: self.log(.warning, "Protocol violation: \(description)", ["mqtt.reason_code": "\(reason)"]),
+            now: now
+        )
+    }
+
+    /// The single exit of a connected connection: optional v5 DISCONNECT, close, session detached, will.
+    private mutating func terminate(
+        context: Context,
+        disconnect: ReasonCode?,
+        publishWill: Bool,
+        log: LogRecord,
+        now: NIODeadline
+    ) -> ConnectionActions {
+        var actions = ConnectionActions(close: true, logs: [log])
+        if let disconnect, context.version.isV5 {
+            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect)))
+        }
+        self.phase = .closed
+        let routed = self.broker.connectionEnded(
+            session: context.session,
+            token: context.token,
+            protocolVersion: context.version,
+            will: publishWill ? context.will : nil,
+            now: now
+        )
+        context.will = nil
+        actions.addWakers(routed.wakers)
+        actions.logs.append(contentsOf: routed.logs)
+        return actions
+    }
+
+    private mutating func takenOver(context: Context, sessionEnded: Bool, now: NIODeadline) -> ConnectionActions {
+        self.terminate(
+            context: context,
+            disconnect: .sessionTakenOver,
+            publishWill: true,
+            log: self.log(.info, "Session taken over by a new connection"),
+            now: now
+        )
+    }
+
+    // MARK: - CONNECT
+
+    private mutating func refuseConnect(_ reason: ReasonCode, _ description: String) -> ConnectionActions {
+        self.phase = .closed
+        return ConnectionActions(
+            outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: reason)))],
+            close: true,
+            logs: [self.log(.info, "CONNECT refused: \(description)", ["mqtt.reason_code": "\(reason)"])]
+        )
+    }
+
+    private mutating func handleConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
+        let configuration = self.configuration
+        let version = connect.protocolVersion
+        self.negotiatedVersion = version
+
+        if version.isV5, connect.properties.authenticationMethod != nil {
+            // No authentication method is supported [MQTT-4.12.0-1].
+            return self.refuseConnect(.badAuthenticationMethod, "unsupported authentication method")
+        }
+
+        var clientIdentifier = connect.clientIdentifier
+        var assigned = false
+        if clientIdentifier.isEmpty {
+            switch version {
+            case .v3_1:
+                // MQTT 3.1 requires 1 to 23 characters.
+                return self.refuseConnect(.clientIdentifierNotValid, "empty client identifier (3.1)")
+            case .v3_1_1:
+                // [MQTT-3.1.3-8]: zero-length id with Clean Session 0 is refused with 0x02.
+                guard connect.cleanStart else {
+                    return self.refuseConnect(.clientIdentifierNotValid, "empty client identifier without clean session")
+                }
+                clientIdentifier = self.broker.assignClientIdentifier()  // [MQTT-3.1.3-6]
+            case .v5:
+                clientIdentifier = self.broker.assignClientIdentifier()  // [MQTT-3.1.3-6]
+                assigned = true
+            }
+        }
+        guard clientIdentifier.utf8.count <= configuration.maximumClientIdentifierLength else {
+            return self.refuseConnect(.clientIdentifierNotValid, "client identifier too long")
+        }
+
+        var will = connect.will
+        if let connectWill = will {
+            guard MQTTTopic.isValidTopicName(connectWill.topic) else {
+                return self.refuseConnect(.topicNameInvalid, "invalid will topic")
+            }
+            if connectWill.qos > configuration.maximumQoS {
+                // v5: [MQTT-3.2.2-12]. 3.1.1 cannot refuse: the will is published at the maximum QoS.
+                if version.isV5 { return self.refuseConnect(.qosNotSupported, "will QoS above maximum") }
+                will?.qos = configuration.maximumQoS
+            }
+            if connectWill.retain && !configuration.retainAvailable {
+                // v5: [MQTT-3.2.2-13]. 3.1.1: published without retaining.
+                if version.isV5 { return self.refuseConnect(.retainNotSupported, "will retain not available") }
+                will?.retain = false
+            }
+        }
+
+        // Session expiry: v5 property (absent = 0); 3.1.1 Clean Session 0 keeps the session, 1 ends it.
+        let requestedExpiry: UInt32
+        if version.isV5 {
+            requestedExpiry = connect.properties.sessionExpiryInterval ?? 0
+        } else {
+            requestedExpiry = connect.cleanStart ? 0 : .max
+        }
+        let expiry = min(requestedExpiry, configuration.maximumSessionExpiryInterval)
+
+        let keepAlive = configuration.serverKeepAlive ?? connect.keepAlive
+        var inflightLimit = configuration.maximumInflightMessages
+        if version.isV5, let receiveMaximum = connect.properties.receiveMaximum {
+            inflightLimit = min(inflightLimit, Int(receiveMaximum))  // [MQTT-3.3.4-9]
+        }
+        inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
+
+        let token = self.broker.nextToken()
+        let opening = self.broker.openSession(
+            clientIdentifier: clientIdentifier,
+            cleanStart: connect.cleanStart,
+            protocolVersion: version,
+            expiryInterval: expiry,
+            inflightLimit: inflightLimit,
+            will: will,
+            token: token,
+            waker: self.waker
+        )
+        let context = Context(
+            version: version,
+            clientIdentifier: clientIdentifier,
+            session: opening.session,
+            token: token,
+            keepAlive: keepAlive,
+            lastActivity: now,
+            will: will,
+            sessionExpiryInterval: expiry,
+            maximumPacketSize: version.isV5 ? connect.properties.maximumPacketSize : nil,
+            requestProblemInformation: (connect.properties.requestProblemInformation ?? 1) != 0
+        )
+        self.context = context
+        self.phase = .connected
+        self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
+        self.broker.counters.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
+
+        var properties = MQTTProperties()
+        if version.isV5 {
+            if configuration.receiveMaximum != .max { properties.receiveMaximum = configuration.receiveMaximum }
+            if configuration.maximumQoS < .exactlyOnce { properties.maximumQoS = configuration.maximumQoS.rawValue }
+            if !configuration.retainAvailable { properties.retainAvailable = 0 }
+            properties.maximumPacketSize = configuration.maximumPacketSize
+            properties.topicAliasMaximum = 0
+            properties.wildcardSubscriptionAvailable = 1
+            properties.subscriptionIdentifierAvailable = 1
+            properties.sharedSubscriptionAvailable = 0
+            properties.serverKeepAlive = configuration.serverKeepAlive  // [MQTT-3.1.2-21]
+            if expiry != requestedExpiry { properties.sessionExpiryInterval = expiry }
+            if assigned { properties.assignedClientIdentifier = clientIdentifier }  // [MQTT-3.2.2-16]
+        }
+        // Session Present: 0 for a new session, 1 for a resumed one [MQTT-3.2.2-1, MQTT-3.2.2-2, MQTT-3.2.2-3].
+        var actions = ConnectionActions(
+            outbound: [
+                .packet(.connack(MQTTPacket.ConnAck(sessionPresent: opening.sessionPresent, reasonCode: .success, properties: properties)))
+            ],
+            logs: [
+                self.log(
+                    .info,
+                    "Client connected",
+                    [
+                        "mqtt.protocol_version": "\(version.rawValue)",
+                        "mqtt.clean_start": "\(connect.cleanStart)",
+                        "mqtt.session_present": "\(opening.sessionPresent)",
+                        "mqtt.keep_alive": "\(keepAlive)",
+                    ]
+                )
+            ]
+        )
+        if let previous = opening.previousOwner {
+            actions.addWakers([previous])
+        }
+        if opening.sessionPresent {
+            // Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1].
+            actions.outbound.append(contentsOf: opening.session.retransmissions(token: token, now: now))
+        }
+        actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+        return actions
+    }
+
+    // MARK: - PUBLISH in
+
+    private mutating func handlePublish(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
+        let configuration = self.configuration
+        let v5 = context.version.isV5
+        if v5, publish.properties.topicAlias != nil {
+            // Topic Alias Maximum is 0, so any Topic Alias is invalid (spec 3.3.2.3.4).
+            return self.protocolViolation(.topicAliasInvalid, "Topic Alias not allowed", now: now)
+        }
+        if publish.topic.isEmpty {
+            return self.protocolViolation(.protocolError, "Empty topic without Topic Alias", now: now)
+        }
+        guard MQTTTopic.isValidTopicName(publish.topic) else {
+            return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
+        }
+        if v5, !publish.properties.subscriptionIdentifiers.isEmpty {
+            // A PUBLISH from a client must not carry a Subscription Identifier [MQTT-3.3.4-6].
+            return self.protocolViolation(.protocolError, "Subscription Identifier in PUBLISH", now: now)
+        }
+        if v5, publish.qos > configuration.maximumQoS {
+            return self.protocolViolation(.qosNotSupported, "QoS above Maximum QoS", now: now)  // [MQTT-3.2.2-11]
+        }
+        if v5, publish.retain, !configuration.retainAvailable {
+            return self.protocolViolation(.retainNotSupported, "Retain not available", now: now)  // [MQTT-3.2.2-14]
+        }
+        if publish.qos != .atMostOnce && publish.packetIdentifier == nil {
+            return self.protocolViolation(.malformedPacket, "QoS > 0 PUBLISH without packet identifier", now: now)
+        }
+
+        let message = Message(
+            topic: publish.topic,
+            payload: publish.payload,
+            qos: min(publish.qos, configuration.maximumQoS),
+            retain: publish.retain,
+            inboundProperties: publish.properties,
+            publisherClientIdentifier: context.clientIdentifier,
+            now: now
+        )
+        var actions = ConnectionActions()
+        switch publish.qos {
+        case .atMostOnce:
+            self.route(message, into: &actions, context: context, now: now)
+        case .atLeastOnce:
+            let matched = self.route(message, into: &actions, context: context, now: now)
+            // PUBACK after routing; v5 0x10 when nothing matched.
+            let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
+            actions.outbound.insert(
+                .packet(.puback(MQTTPacket.PubAck(packetIdentifier: publish.packetIdentifier!, reasonCode: reason))),
+                at: 0
+            )
+        case .exactlyOnce:
+            let identifier = publish.packetIdentifier!
+            switch context.session.beginInboundQoS2(
+                packetIdentifier: identifier,
+                limit: Int(configuration.receiveMaximum),
+                token: context.token
+            ) {
+            case .notOwner:
+                return self.takenOver(context: context, sessionEnded: false, now: now)
+            case .limitExceeded:
+                return self.protocolViolation(.receiveMaximumExceeded, "Receive Maximum exceeded", now: now)
+            case .duplicate:
+                // Acknowledge again, do not deliver again [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]).
+                actions.send(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier)))
+            case .accepted:
+                let matched = self.route(message, into: &actions, context: context, now: now)
+                let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
+                actions.outbound.insert(
+                    .packet(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: reason))),
+                    at: 0
+                )
+            }
+        }
+        return actions
+    }
+
+    /// Routes a message and merges the result into `actions`; when this connection itself is among the
+    /// subscribers, its deliveries are appended right away instead of waking it.
+    @discardableResult
+    private mutating func route(_ message: Message, into actions: inout ConnectionActions, context: Context, now: NIODeadline) -> Bool {
+        let routed = self.broker.publish(message)
+        var selfWoken = false
+        var others: [any DeliveryWaker] = []
+        for waker in routed.wakers {
+            if waker === self.waker { selfWoken = true } else { others.append(waker) }
+        }
+        actions.addWakers(others)
+        actions.logs.append(contentsOf: routed.logs)
+        if selfWoken {
+            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+        }
+        return routed.matched
+    }
+
+    private mutating func handlePubrel(_ ack: MQTTPacket.PubAck, context: Context, now: NIODeadline) -> ConnectionActions {
+        guard let known = context.session.releaseInboundQoS2(packetIdentifier: ack.packetIdentifier, token: context.token) else {
+            return self.takenOver(context: context, sessionEnded: false, now: now)
+        }
+        var actions = ConnectionActions()
+        // PUBCOMP for every PUBREL [MQTT-4.3.3-11]; v5 0x92 when the identifier is unknown.
+        let reason: ReasonCode = known || !context.version.isV5 ? .success : .packetIdentifierNotFound
+        actions.send(.pubcomp(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: reason)))
+        if !known {
+            actions.logs.append(self.log(.debug, "PUBREL for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
+        }
+        return actions
+    }
+
+    // MARK: - Acknowledgements of our PUBLISHes
+
+    private mutating func handleOutboundAck(
+        _ kind: Session.Acknowledgement,
+        _ ack: MQTTPacket.PubAck,
+        context: Context,
+        now: NIODeadline
+    ) -> ConnectionActions {
+        var actions = ConnectionActions()
+        switch context.session.acknowledge(kind, packetIdentifier: ack.packetIdentifier, token: context.token) {
+        case .notOwner:
+            return self.takenOver(context: context, sessionEnded: false, now: now)
+        case .unknown:
+            actions.logs.append(self.log(.debug, "Acknowledgement for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
+            if case .pubrec = kind, context.version.isV5 {
+                actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound)))
+            }
+        case .sendPubrel:
+            actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier)))
+        case .completed:
+            // A slot is free: pull the next queued message.
+            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+        }
+        return actions
+    }
+
+    // MARK: - SUBSCRIBE / UNSUBSCRIBE
+
+    private mutating func handleSubscribe(_ subscribe: MQTTPacket.Subscribe, context: Context, now: NIODeadline) -> ConnectionActions {
+        let configuration = self.configuration
+        let v5 = context.version.isV5
+        let identifier = v5 ? subscribe.properties.subscriptionIdentifiers.first : nil
+        var reasonCodes: [ReasonCode] = []
+        reasonCodes.reserveCapacity(subscribe.subscriptions.count)
+        var retainedToSend: [(Message, QoS, UInt32?)] = []
+        for requested in subscribe.subscriptions {
+            switch MQTTTopic.parseSharedSubscription(requested.filter) {
+            case .shared:
+                // Shared Subscription Available is 0 (v5 0x9E; 3.1.1 failure 0x80).
+                reasonCodes.append(v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
+                continue
+            case .invalid:
+                reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            case .notShared:
+                break
+            }
+            guard MQTTTopic.isValidTopicFilter(requested.filter) else {
+                reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            }
+            var options = requested.options
+            options.qos = min(options.qos, configuration.maximumQoS)
+            if !v5 {
+                options.noLocal = false
+                options.retainAsPublished = false
+                options.retainHandling = .sendOnSubscribe
+            }
+            let subscription = StoredSubscription(filter: requested.filter, options: options, subscriptionIdentifier: identifier)
+            guard let existed = self.broker.subscribe(session: context.session, token: context.token, subscription: subscription)
+            else {
+                return self.takenOver(context: context, sessionEnded: false, now: now)
+            }
+            reasonCodes.append(ReasonCode(options.qos.rawValue))
+            // Retained messages: on every subscribe (Retain Handling 0), only on a new one (1), never (2)
+            // [MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11]; 3.1.1 [MQTT-3.3.1-6].
+            let sendRetained: Bool
+            switch options.retainHandling {
+            case .sendOnSubscribe: sendRetained = true
+            case .sendOnNewSubscribe: sendRetained = !existed
+            case .doNotSend: sendRetained = false
+            }
+            if sendRetained && configuration.retainAvailable {
+                for message in self.broker.retainedMessages(matching: requested.filter, now: now) {
+                    retainedToSend.append((message, min(message.qos, options.qos), identifier))
+                }
+            }
+        }
+        // One reason code per filter, in order [MQTT-3.8.4-6] (3.1.1 [MQTT-3.8.4-5]).
+        var actions = ConnectionActions()
+        actions.send(.suback(MQTTPacket.SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes)))
+        var queuedAny = false
+        for (message, qos, identifier) in retainedToSend {
+            // Sent because of a new subscription: RETAIN 1 [MQTT-3.3.1-8].
+            switch context.session.enqueue(
+                message,
+                qos: qos,
+                retain: true,
+                subscriptionIdentifiers: identifier.map { [$0] } ?? [],
+                configuration: configuration
+            ) {
+            case .queued: queuedAny = true
+            case .dropped(let first):
+                if first { actions.logs.append(self.log(.warning, "Session queue full: dropping retained messages")) }
+            case .discarded: break
+            }
+        }
+        if queuedAny {
+            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+        }
+        return actions
+    }
+
+    private mutating func handleUnsubscribe(_ unsubscribe: MQTTPacket.Unsubscribe, context: Context, now: NIODeadline) -> ConnectionActions {
+        var reasonCodes: [ReasonCode] = []
+        for filter in unsubscribe.filters {
+            guard let existed = self.broker.unsubscribe(session: context.session, token: context.token, filter: filter) else {
+                return self.takenOver(context: context, sessionEnded: false, now: now)
+            }
+            // v5: 0x11 when no subscription existed.
+            reasonCodes.append(existed ? .success : .noSubscriptionExisted)
+        }
+        // UNSUBACK always, even when nothing was removed [MQTT-3.10.4-4, MQTT-3.10.4-5].
+        return ConnectionActions(
+            outbound: [
+                .packet(.unsuback(MQTTPacket.UnsubAck(packetIdentifier: unsubscribe.packetIdentifier, reasonCodes: context.version.isV5 ? reasonCodes : [])))
+            ]
+        )
+    }
+
+    // MARK: - DISCONNECT
+
+    private mutating func handleDisconnect(_ disconnect: MQTTPacket.Disconnect, context: Context, now: NIODeadline) -> ConnectionActions {
+        if context.version.isV5, let expiry = disconnect.properties.sessionExpiryInterval {
+            if context.connectSessionExpiryWasZero && expiry != 0 {
+                // [MQTT-3.14.2-2]
+                return self.protocolViolation(.protocolError, "Session Expiry Interval set on DISCONNECT after 0 on CONNECT", now: now)
+            }
+            let capped = min(expiry, self.configuration.maximumSessionExpiryInterval)
+            context.sessionExpiryInterval = capped
+            _ = context.session.setExpiryInterval(capped, token: context.token)
+        }
+        // Normal disconnection deletes the will [MQTT-3.1.2-10]; v5 0x04 asks for it to be published.
+        let publishWill = context.version.isV5 && disconnect.reasonCode == .disconnectWithWillMessage
+        var actions = self.terminate(
+            context: context,
+            disconnect: nil,
+            publishWill: publishWill,
+            log: self.log(.info, "Client disconnected", ["mqtt.reason_code": "\(disconnect.reasonCode)"]),
+            now: now
+        )
+        actions.close = true
+        return actions
+    }
+}

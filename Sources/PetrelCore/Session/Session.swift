@@ -1,0 +1,580 @@
+import DequeModule
+import NIOCore
+import Synchronization
+
+/// A QoS 1/2 delivery that has been sent and not yet completed.
+struct InflightDelivery: Sendable {
+    var sequence: UInt64
+    var message: Message
+    var qos: QoS
+    var retain: Bool
+    var subscriptionIdentifiers: [UInt32]
+    var packetIdentifier: UInt16
+    /// `.publishSent` or `.pubrecReceived`.
+    var state: DeliveryState
+}
+
+/// A delivery waiting in the session queue.
+struct QueuedDelivery: Sendable {
+    var sequence: UInt64
+    var message: Message
+    var qos: QoS
+    var retain: Bool
+    var subscriptionIdentifiers: [UInt32]
+    /// Whether the store was told about it (QoS 1/2 of a persistent session, or QoS 0 queued offline).
+    var stored: Bool
+}
+
+/// The connection a session is attached to: a token that only that connection knows, and its waker.
+struct SessionOwner: Sendable {
+    var token: UInt64
+    var waker: any DeliveryWaker
+}
+
+/// Everything a session holds, guarded by the session's mutex.
+struct SessionState: Sendable {
+    var protocolVersion: ProtocolVersion
+    /// Seconds the session outlives its connection; 0 ends it with the connection; `UInt32.max` never expires.
+    var expiryInterval: UInt32
+    var subscriptions: [String: StoredSubscription] = [:]
+    var queue = Deque<QueuedDelivery>()
+    var queuedBytes = 0
+    /// In send order [MQTT-4.4.0-1].
+    var inflight = Deque<InflightDelivery>()
+    var inflightIdentifiers = Set<UInt16>()
+    /// min(maximumInflightMessages, client Receive Maximum) of the attached connection.
+    var inflightLimit: Int
+    var nextPacketIdentifier: UInt16 = 1
+    var nextSequence: UInt64 = 1
+    /// Inbound QoS 2 packet identifiers awaiting PUBREL.
+    var inboundQoS2 = Set<UInt16>()
+    var owner: SessionOwner?
+    /// The owner's waker was handed out and `deliverPending` has not run since.
+    var wakePending = false
+    /// Removed from the broker (clean start replaced it, or it expired): accepts nothing more.
+    var ended = false
+    var disconnectedAt: NIODeadline?
+    /// A queue-full drop was logged and the queue has not moved since.
+    var droppingBurst = false
+    /// The will of the attached (or last) connection, mirrored to the store.
+    var will: MQTTPacket.Will?
+
+    var isPersistent: Bool { self.expiryInterval > 0 }
+
+    /// The next packet identifier not in use by an inflight delivery [MQTT-2.2.1-3]. The caller guarantees
+    /// `inflight.count < 65535`.
+    mutating func allocatePacketIdentifier() -> UInt16 {
+        while true {
+            let candidate = self.nextPacketIdentifier
+            self.nextPacketIdentifier = candidate == .max ? 1 : candidate + 1
+            if !self.inflightIdentifiers.contains(candidate) {
+                return candidate
+            }
+        }
+    }
+}
+
+/// The state of one client's session, shared by the broker (routing into it from any event loop) and the
+/// connection attached to it. Every access goes through its own mutex; no global lock is taken per message.
+final class Session: Sendable {
+    let clientIdentifier: String
+    let state: Mutex<SessionState>
+    private let store: any BrokerStore
+    private let counters: BrokerCounters
+
+    init(
+        clientIdentifier: String,
+        state: SessionState,
+        store: any BrokerStore,
+        counters: BrokerCounters
+    ) {
+        self.clientIdentifier = clientIdentifier
+        self.state = Mutex(state)
+        self.store = store
+        self.counters = counters
+    }
+
+    // MARK: - Persistence helpers (called with the lock held)
+
+    private func record(_ state: borrowing SessionState) -> StoredSession {
+        StoredSession(
+            clientIdentifier: self.clientIdentifier,
+            protocolVersion: state.protocolVersion,
+            expiryInterval: state.expiryInterval,
+            will: state.will
+        )
+    }
+
+    /// Writes the whole session to the store (it just became persistent).
+    private func persistAll(_ state: inout SessionState) {
+        self.store.sessionSaved(self.record(state))
+        for subscription in state.subscriptions.values {
+            self.store.subscriptionSaved(clientIdentifier: self.clientIdentifier, subscription)
+        }
+        for delivery in state.inflight {
+            self.store.deliverySaved(clientIdentifier: self.clientIdentifier, Self.stored(delivery))
+        }
+        for index in state.queue.indices where state.queue[index].qos != .atMostOnce {
+            state.queue[index].stored = true
+            self.store.deliverySaved(clientIdentifier: self.clientIdentifier, Self.stored(state.queue[index]))
+        }
+        for identifier in state.inboundQoS2 {
+            self.store.inboundQoS2Stored(clientIdentifier: self.clientIdentifier, packetIdentifier: identifier)
+        }
+    }
+
+    private static func stored(_ delivery: InflightDelivery) -> StoredDelivery {
+        StoredDelivery(
+            sequence: delivery.sequence,
+            message: delivery.message,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            subscriptionIdentifiers: delivery.subscriptionIdentifiers,
+            packetIdentifier: delivery.packetIdentifier,
+            state: delivery.state
+        )
+    }
+
+    private static func stored(_ delivery: QueuedDelivery) -> StoredDelivery {
+        StoredDelivery(
+            sequence: delivery.sequence,
+            message: delivery.message,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            subscriptionIdentifiers: delivery.subscriptionIdentifiers,
+            packetIdentifier: nil,
+            state: .queued
+        )
+    }
+
+    // MARK: - Ownership
+
+    /// Attaches a connection (CONNECT continuing or creating this session). Returns the previous owner, whose
+    /// connection must now close itself (session takeover).
+    func attach(
+        token: UInt64,
+        waker: any DeliveryWaker,
+        protocolVersion: ProtocolVersion,
+        expiryInterval: UInt32,
+        inflightLimit: Int,
+        will: MQTTPacket.Will?
+    ) -> SessionOwner? {
+        self.state.withLock { state in
+            let previous = state.owner
+            let wasPersistent = state.isPersistent
+            state.owner = SessionOwner(token: token, waker: waker)
+            state.wakePending = false
+            state.disconnectedAt = nil
+            state.protocolVersion = protocolVersion
+            state.expiryInterval = expiryInterval
+            state.inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
+            state.will = will
+            if state.isPersistent {
+                if wasPersistent {
+                    self.store.sessionSaved(self.record(state))
+                } else {
+                    self.persistAll(&state)
+                }
+            } else if wasPersistent {
+                self.store.sessionRemoved(clientIdentifier: self.clientIdentifier)
+            }
+            return previous
+        }
+    }
+
+    enum DetachOutcome {
+        /// Detached; the session lives on for `expiryInterval` seconds (0: it ends now).
+        case detached(expiryInterval: UInt32)
+        /// Another connection took the session over, or it was replaced (`sessionEnded`).
+        case notOwner(sessionEnded: Bool)
+    }
+
+    /// Detaches the connection holding `token`, keeping `will` (the will still pending, if any) in the record.
+    func detach(token: UInt64, now: NIODeadline, will: MQTTPacket.Will?) -> DetachOutcome {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return .notOwner(sessionEnded: state.ended) }
+            state.owner = nil
+            state.wakePending = false
+            state.disconnectedAt = now
+            if state.isPersistent && state.will != will {
+                state.will = will
+                self.store.sessionSaved(self.record(state))
+            }
+            state.will = will
+            return .detached(expiryInterval: state.expiryInterval)
+        }
+    }
+
+    struct EndResult {
+        var owner: SessionOwner?
+        var filters: [String]
+        var wasPersistent: Bool
+    }
+
+    /// Marks the session ended (removed from the broker) and returns what the broker must clean up. With
+    /// `onlyIfDetached`, a session a connection has (re)attached to is left alone and nil is returned.
+    func end(onlyIfDetached: Bool) -> EndResult? {
+        self.state.withLock { state in
+            if state.ended { return nil }
+            if onlyIfDetached && state.owner != nil { return nil }
+            let result = EndResult(
+                owner: state.owner,
+                filters: Array(state.subscriptions.keys),
+                wasPersistent: state.isPersistent
+            )
+            state.ended = true
+            state.owner = nil
+            state.wakePending = false
+            state.queue.removeAll()
+            state.queuedBytes = 0
+            return result
+        }
+    }
+
+    /// Clears the stored will (it was published or cancelled).
+    func clearWill() {
+        self.state.withLock { state in
+            guard state.will != nil else { return }
+            state.will = nil
+            if state.isPersistent && !state.ended {
+                self.store.sessionSaved(self.record(state))
+            }
+        }
+    }
+
+    /// Changes the expiry interval (v5 DISCONNECT). Returns false when `token` no longer owns the session.
+    func setExpiryInterval(_ interval: UInt32, token: UInt64) -> Bool {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return false }
+            let wasPersistent = state.isPersistent
+            state.expiryInterval = interval
+            if state.isPersistent {
+                if wasPersistent {
+                    self.store.sessionSaved(self.record(state))
+                } else {
+                    self.persistAll(&state)
+                }
+            } else if wasPersistent {
+                self.store.sessionRemoved(clientIdentifier: self.clientIdentifier)
+            }
+            return true
+        }
+    }
+
+    /// When a detached session expires; nil while attached or when it never expires.
+    func expiryDeadline() -> NIODeadline? {
+        self.state.withLock { state in
+            guard state.owner == nil, !state.ended, let disconnectedAt = state.disconnectedAt else { return nil }
+            guard state.expiryInterval != .max else { return nil }
+            return disconnectedAt + .seconds(Int64(state.expiryInterval))
+        }
+    }
+
+    // MARK: - Subscriptions
+
+    /// Adds or replaces a subscription. Returns whether one existed for the filter, or nil when `token` does not
+    /// own the session.
+    func setSubscription(_ subscription: StoredSubscription, token: UInt64) -> Bool? {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return nil }
+            let existed = state.subscriptions.updateValue(subscription, forKey: subscription.filter) != nil
+            if state.isPersistent {
+                self.store.subscriptionSaved(clientIdentifier: self.clientIdentifier, subscription)
+            }
+            return existed
+        }
+    }
+
+    /// Removes a subscription. Returns whether it existed, or nil when `token` does not own the session.
+    func removeSubscription(filter: String, token: UInt64) -> Bool? {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return nil }
+            let existed = state.subscriptions.removeValue(forKey: filter) != nil
+            if existed && state.isPersistent {
+                self.store.subscriptionRemoved(clientIdentifier: self.clientIdentifier, filter: filter)
+            }
+            return existed
+        }
+    }
+
+    // MARK: - Outbound queue
+
+    enum EnqueueOutcome {
+        /// Queued; `wake` is the owner's waker when it was not already pending.
+        case queued(wake: (any DeliveryWaker)?)
+        /// The queue is full: the new message was dropped. `firstInBurst` asks for one warning log.
+        case dropped(firstInBurst: Bool)
+        /// Not for this session (ended, or QoS 0 while offline).
+        case discarded
+    }
+
+    /// Queues one delivery. A full queue drops the NEW message (count and bytes bounded).
+    func enqueue(
+        _ message: Message,
+        qos: QoS,
+        retain: Bool,
+        subscriptionIdentifiers: [UInt32],
+        configuration: BrokerConfiguration
+    ) -> EnqueueOutcome {
+        self.state.withLock { state in
+            if state.ended { return .discarded }
+            let online = state.owner != nil
+            if !online && qos == .atMostOnce && !configuration.queueQoS0ForOfflineSessions {
+                return .discarded
+            }
+            let size = message.accountedSize
+            if state.queue.count >= configuration.maximumQueuedMessages
+                || state.queuedBytes + size > configuration.maximumQueuedBytes
+            {
+                self.counters.messagesDroppedQueueFull.wrappingAdd(1, ordering: .relaxed)
+                let first = !state.droppingBurst
+                state.droppingBurst = true
+                return .dropped(firstInBurst: first)
+            }
+            let sequence = state.nextSequence
+            state.nextSequence += 1
+            let stored = state.isPersistent && (qos != .atMostOnce || !online)
+            let delivery = QueuedDelivery(
+                sequence: sequence,
+                message: message,
+                qos: qos,
+                retain: retain,
+                subscriptionIdentifiers: subscriptionIdentifiers,
+                stored: stored
+            )
+            state.queue.append(delivery)
+            state.queuedBytes += size
+            if stored {
+                self.store.deliverySaved(clientIdentifier: self.clientIdentifier, Self.stored(delivery))
+            }
+            if let owner = state.owner, !state.wakePending {
+                state.wakePending = true
+                return .queued(wake: owner.waker)
+            }
+            return .queued(wake: nil)
+        }
+    }
+
+    enum DrainOutcome {
+        case delivered([OutboundPublish])
+        /// The connection no longer owns the session: taken over, or replaced (`sessionEnded`).
+        case notOwner(sessionEnded: Bool)
+    }
+
+    /// Moves queued deliveries out: QoS 0 ones directly, QoS 1/2 ones into the inflight window while it has
+    /// room, in queue order. Expired messages are dropped [MQTT-3.3.2-5].
+    func drain(token: UInt64, now: NIODeadline) -> DrainOutcome {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return .notOwner(sessionEnded: state.ended) }
+            state.wakePending = false
+            var out: [OutboundPublish] = []
+            var expired = 0
+            var moved = false
+            while let head = state.queue.first {
+                if head.qos != .atMostOnce && state.inflight.count >= state.inflightLimit {
+                    break
+                }
+                state.queue.removeFirst()
+                moved = true
+                state.queuedBytes -= head.message.accountedSize
+                if head.message.isExpired(at: now) {
+                    expired += 1
+                    if head.stored {
+                        self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: head.sequence)
+                    }
+                    continue
+                }
+                let remaining = head.message.remainingExpiryInterval(at: now)
+                if head.qos == .atMostOnce {
+                    if head.stored {
+                        self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: head.sequence)
+                    }
+                    out.append(
+                        OutboundPublish(
+                            message: head.message,
+                            qos: .atMostOnce,
+                            retain: head.retain,
+                            subscriptionIdentifiers: head.subscriptionIdentifiers,
+                            messageExpiryInterval: remaining
+                        )
+                    )
+                    continue
+                }
+                let identifier = state.allocatePacketIdentifier()
+                let entry = InflightDelivery(
+                    sequence: head.sequence,
+                    message: head.message,
+                    qos: head.qos,
+                    retain: head.retain,
+                    subscriptionIdentifiers: head.subscriptionIdentifiers,
+                    packetIdentifier: identifier,
+                    state: .publishSent
+                )
+                state.inflight.append(entry)
+                state.inflightIdentifiers.insert(identifier)
+                if state.isPersistent {
+                    self.store.deliverySaved(clientIdentifier: self.clientIdentifier, Self.stored(entry))
+                }
+                out.append(
+                    OutboundPublish(
+                        message: head.message,
+                        qos: head.qos,
+                        retain: head.retain,
+                        packetIdentifier: identifier,
+                        subscriptionIdentifiers: head.subscriptionIdentifiers,
+                        messageExpiryInterval: remaining
+                    )
+                )
+            }
+            if moved { state.droppingBurst = false }
+            if expired > 0 { self.counters.messagesDroppedExpired.wrappingAdd(expired, ordering: .relaxed) }
+            if !out.isEmpty { self.counters.messagesSent.wrappingAdd(out.count, ordering: .relaxed) }
+            return .delivered(out)
+        }
+    }
+
+    /// The retransmissions due when a connection resumes the session: every unacknowledged PUBLISH with DUP=1
+    /// and every PUBREL, with their original packet identifiers, in original order [MQTT-4.4.0-1].
+    func retransmissions(token: UInt64, now: NIODeadline) -> [OutboundPacket] {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return [] }
+            var out: [OutboundPacket] = []
+            for entry in state.inflight {
+                switch entry.state {
+                case .publishSent, .queued:
+                    out.append(
+                        .publish(
+                            OutboundPublish(
+                                message: entry.message,
+                                qos: entry.qos,
+                                retain: entry.retain,
+                                dup: true,
+                                packetIdentifier: entry.packetIdentifier,
+                                subscriptionIdentifiers: entry.subscriptionIdentifiers,
+                                messageExpiryInterval: entry.message.remainingExpiryInterval(at: now)
+                            )
+                        )
+                    )
+                case .pubrecReceived:
+                    out.append(.packet(.pubrel(MQTTPacket.PubAck(packetIdentifier: entry.packetIdentifier))))
+                }
+            }
+            let publishes = out.count { if case .publish = $0 { return true } else { return false } }
+            if publishes > 0 { self.counters.messagesSent.wrappingAdd(publishes, ordering: .relaxed) }
+            return out
+        }
+    }
+
+    /// Frees an inflight slot without an acknowledgement (the PUBLISH was too large for the client
+    /// [MQTT-3.1.2-25]). Returns whether it was inflight.
+    func discardInflight(packetIdentifier: UInt16, token: UInt64) -> Bool {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return false }
+            guard let index = state.inflight.firstIndex(where: { $0.packetIdentifier == packetIdentifier }) else {
+                return false
+            }
+            self.removeInflight(at: index, &state)
+            return true
+        }
+    }
+
+    private func removeInflight(at index: Int, _ state: inout SessionState) {
+        let entry = state.inflight.remove(at: index)
+        state.inflightIdentifiers.remove(entry.packetIdentifier)
+        if state.isPersistent {
+            self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: entry.sequence)
+        }
+    }
+
+    // MARK: - Outbound acknowledgements
+
+    enum AcknowledgementOutcome {
+        case notOwner
+        /// No delivery in the matching state has that identifier.
+        case unknown
+        /// The delivery is complete; its slot is free.
+        case completed
+        /// PUBREC accepted: send PUBREL.
+        case sendPubrel
+    }
+
+    enum Acknowledgement {
+        case puback
+        case pubrec(failed: Bool)
+        case pubcomp
+    }
+
+    func acknowledge(_ ack: Acknowledgement, packetIdentifier: UInt16, token: UInt64) -> AcknowledgementOutcome {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return .notOwner }
+            guard let index = state.inflight.firstIndex(where: { $0.packetIdentifier == packetIdentifier }) else {
+                return .unknown
+            }
+            let entry = state.inflight[index]
+            switch ack {
+            case .puback:
+                guard entry.qos == .atLeastOnce else { return .unknown }
+                self.removeInflight(at: index, &state)
+                return .completed
+            case .pubrec(let failed):
+                guard entry.qos == .exactlyOnce else { return .unknown }
+                if failed {
+                    // A PUBREC with a failure reason ends the exchange (spec 4.3.3).
+                    self.removeInflight(at: index, &state)
+                    return .completed
+                }
+                if entry.state != .pubrecReceived {
+                    state.inflight[index].state = .pubrecReceived
+                    if state.isPersistent {
+                        self.store.deliverySaved(
+                            clientIdentifier: self.clientIdentifier,
+                            Self.stored(state.inflight[index])
+                        )
+                    }
+                }
+                return .sendPubrel
+            case .pubcomp:
+                guard entry.qos == .exactlyOnce, entry.state == .pubrecReceived else { return .unknown }
+                self.removeInflight(at: index, &state)
+                return .completed
+            }
+        }
+    }
+
+    // MARK: - Inbound QoS 2
+
+    enum InboundQoS2Outcome {
+        case notOwner
+        /// First time: route the message.
+        case accepted
+        /// Still awaiting PUBREL: acknowledge again, do not route again [MQTT-4.3.3-10].
+        case duplicate
+        /// More than `limit` identifiers awaiting PUBREL.
+        case limitExceeded
+    }
+
+    func beginInboundQoS2(packetIdentifier: UInt16, limit: Int, token: UInt64) -> InboundQoS2Outcome {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return .notOwner }
+            if state.inboundQoS2.contains(packetIdentifier) { return .duplicate }
+            if state.inboundQoS2.count >= limit { return .limitExceeded }
+            state.inboundQoS2.insert(packetIdentifier)
+            if state.isPersistent {
+                self.store.inboundQoS2Stored(clientIdentifier: self.clientIdentifier, packetIdentifier: packetIdentifier)
+            }
+            return .accepted
+        }
+    }
+
+    /// Returns whether the identifier was awaiting PUBREL; nil when `token` does not own the session.
+    func releaseInboundQoS2(packetIdentifier: UInt16, token: UInt64) -> Bool? {
+        self.state.withLock { state in
+            guard state.owner?.token == token else { return nil }
+            guard state.inboundQoS2.remove(packetIdentifier) != nil else { return false }
+            if state.isPersistent {
+                self.store.inboundQoS2Released(clientIdentifier: self.clientIdentifier, packetIdentifier: packetIdentifier)
+            }
+            return true
+        }
+    }
+}
