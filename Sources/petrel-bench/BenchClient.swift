@@ -60,6 +60,9 @@ final class BenchClient: ChannelInboundHandler {
     let firstPublisher: Int
     private(set) var trackers: [SequenceTracker]
     private var pendingAcknowledgements: ByteBuffer?
+    /// Deliveries per tracker slot not yet added to the loop's ledger, and the slots that have some.
+    private var pendingDeliveries: [Int] = []
+    private var touchedSlots: [Int] = []
 
     init(
         role: ClientRole,
@@ -92,6 +95,7 @@ final class BenchClient: ChannelInboundHandler {
             let range = configuration.publisherRange(subscriber: index)
             self.firstPublisher = range.lowerBound
             self.trackers = Array(repeating: SequenceTracker(), count: range.count)
+            self.pendingDeliveries = Array(repeating: 0, count: range.count)
         case .idle(let index):
             self.clientIdentifier = "pb\(run)-i\(index)"
             self.publisherIndex = 0
@@ -201,6 +205,16 @@ final class BenchClient: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if !touchedSlots.isEmpty {
+            let first = firstPublisher
+            state.ledger.withLockedValue { delivered in
+                for slot in touchedSlots {
+                    delivered[first + slot] += pendingDeliveries[slot]
+                    pendingDeliveries[slot] = 0
+                }
+            }
+            touchedSlots.removeAll(keepingCapacity: true)
+        }
         if let acknowledgements = pendingAcknowledgements, acknowledgements.readableBytes > 0 {
             self.pendingAcknowledgements = nil
             context.writeAndFlush(Self.wrapOutboundOut(acknowledgements), promise: nil)
@@ -329,6 +343,8 @@ final class BenchClient: ChannelInboundHandler {
             let slot = Int(publisher) - firstPublisher
             if slot >= 0 && slot < trackers.count {
                 trackers[slot].record(sequence)
+                if pendingDeliveries[slot] == 0 { touchedSlots.append(slot) }
+                pendingDeliveries[slot] += 1
             } else {
                 state.unexpected += 1
             }
@@ -370,11 +386,42 @@ final class BenchClient: ChannelInboundHandler {
         self.rateTimer = nil
     }
 
+    /// QoS 0 window: messages counted as gone for good (never delivered within `stallTimeout`), and the
+    /// deliveries of this publisher's messages seen at the start of the current pump.
+    private var forgiven = 0
+    private var deliveredSeen = 0
+    private var lastProgressAt: UInt64 = 0
+    private static let stallTimeout: UInt64 = 100_000_000
+
+    private var usesDeliveryWindow: Bool {
+        configuration.qos == .atMostOnce && configuration.rate == nil && configuration.inflight > 0
+    }
+
     private var canSend: Bool {
         guard isPublishing else { return false }
         if let limit, sent >= limit { return false }
         if configuration.qos != .atMostOnce && inflight >= configuration.inflight { return false }
+        if usesDeliveryWindow
+            && sent - forgiven - deliveredSeen / configuration.receiversPerMessage >= configuration.inflight
+        {
+            return false
+        }
         return true
+    }
+
+    /// Reads this publisher's deliveries from the ledger. A QoS 0 message may be dropped by the broker: when
+    /// nothing was delivered for `stallTimeout`, what is still outstanding is written off so the window opens.
+    private func refreshDeliveryWindow(now: UInt64) {
+        guard usesDeliveryWindow else { return }
+        let index = Int(publisherIndex)
+        let delivered = state.ledger.withLockedValue { $0[index] }
+        if delivered != deliveredSeen || lastProgressAt == 0 {
+            deliveredSeen = delivered
+            lastProgressAt = now
+        } else if now - lastProgressAt > Self.stallTimeout {
+            forgiven = sent - deliveredSeen / configuration.receiversPerMessage
+            lastProgressAt = now
+        }
     }
 
     private func scheduleWakeUp(at deadline: UInt64) {
@@ -403,12 +450,14 @@ final class BenchClient: ChannelInboundHandler {
     /// Writes as many messages as the window, the channel and (at a fixed rate) the clock allow, in batches
     /// of `--batch` packets with one flush each.
     private func pump() {
-        guard let context, canSend, context.channel.isWritable else { return }
+        guard let context, context.channel.isWritable, isPublishing else { return }
+        if !canSend && !usesDeliveryWindow { return }
         let packetSize = configuration.payloadSize + 64 + template.topic.utf8.count
         var buffer = context.channel.allocator.buffer(capacity: configuration.batch * packetSize)
         var count = 0
         if configuration.rate == nil {
             let now = NIODeadline.now().uptimeNanoseconds
+            self.refreshDeliveryWindow(now: now)
             while count < configuration.batch && canSend {
                 self.writeMessage(into: &buffer, sentAt: now)
                 count += 1
@@ -416,7 +465,8 @@ final class BenchClient: ChannelInboundHandler {
             if count > 0 {
                 context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
             }
-            if canSend && context.channel.isWritable {
+            if context.channel.isWritable && (canSend || (usesDeliveryWindow && isPublishing && !hasFinished)) {
+                // Either more to send, or waiting for deliveries to open the window: look again next round.
                 self.schedulePump()
             }
             return

@@ -28,6 +28,7 @@ struct BenchConfiguration: Sendable {
     var messages: Int?
     /// Messages per second over all publishers; `nil` publishes as fast as the broker takes them.
     var rate: Double?
+    /// Per publisher: unacknowledged messages at QoS 1 and 2, messages not yet delivered at QoS 0 (0: none).
     var inflight: Int
     var publishers: Int
     var subscribers: Int
@@ -46,7 +47,10 @@ struct BenchConfiguration: Sendable {
     /// Bytes every payload starts with: publisher index, sequence number, send time.
     static let stampSize = 20
 
-    var topicPrefix: String { "petrel-bench" }
+    /// Unique per run, so that messages a broker still holds from an earlier run cannot match this one.
+    var runIdentifier: String
+
+    var topicPrefix: String { "petrel-bench/\(runIdentifier)" }
 
     func publishTopic(publisher: Int) -> String {
         switch scenario {

@@ -30,11 +30,12 @@ struct BenchRunner: Sendable {
         result.openFileLimit = raiseOpenFileLimit()
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
-        let runIdentifier = String(getpid())
+        let runIdentifier = configuration.runIdentifier
+        let ledger = DeliveryLedger(Array(repeating: 0, count: configuration.publishers))
         var loops: [Loop] = []
         for eventLoop in group.makeIterator() {
             let state = try await eventLoop.submit {
-                NIOLoopBound(LoopState(eventLoop: eventLoop, runIdentifier: runIdentifier), eventLoop: eventLoop)
+                NIOLoopBound(LoopState(eventLoop: eventLoop, runIdentifier: runIdentifier, ledger: ledger), eventLoop: eventLoop)
             }.get()
             loops.append(Loop(eventLoop: eventLoop, state: state))
         }

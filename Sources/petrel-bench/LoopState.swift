@@ -1,5 +1,11 @@
 import Histogram
+import NIOConcurrencyHelpers
 import NIOCore
+
+/// Deliveries per publisher over all subscribers and loops. QoS 0 publishers read it to keep at most
+/// `--inflight` messages on the way, so that a saturating run measures what the broker delivers rather than
+/// what the kernel buffers. Subscribers add to it once per read batch.
+typealias DeliveryLedger = NIOLockedValueBox<[Int]>
 
 /// The counters and the latency histogram of the connections on one event loop. Only touched on that loop;
 /// the runner reads it through `EventLoop.submit`.
@@ -17,8 +23,11 @@ final class LoopState {
     /// Latencies above this many nanoseconds (ten minutes) are recorded as this value.
     static let highestLatency: UInt64 = 600_000_000_000
 
-    init(eventLoop: any EventLoop, runIdentifier: String) {
+    let ledger: DeliveryLedger
+
+    init(eventLoop: any EventLoop, runIdentifier: String, ledger: DeliveryLedger) {
         self.eventLoop = eventLoop
+        self.ledger = ledger
         self.runIdentifier = runIdentifier
         self.histogram = Histogram(
             lowestDiscernibleValue: 1,

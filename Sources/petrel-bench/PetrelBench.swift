@@ -51,7 +51,12 @@ struct PetrelBench: AsyncParsableCommand {
     @Option(help: "Messages per second over all publishers; measures latency at this load.")
     var rate: Double?
 
-    @Option(help: "Unacknowledged messages per publisher at QoS 1 and 2.")
+    @Option(
+        help: """
+            Per publisher window: unacknowledged messages at QoS 1 and 2; at QoS 0 (without --rate) messages \
+            not yet delivered to the subscribers, 0 for no window.
+            """
+    )
     var inflight = 64
 
     @Option(help: "Publishers (fan-in default 100, pairs 100, shared 10; fan-out always 1).")
@@ -109,7 +114,9 @@ struct PetrelBench: AsyncParsableCommand {
         }
         if let messages, messages <= 0 { throw ValidationError("--messages must be positive") }
         if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
-        guard (1...65_535).contains(inflight) else { throw ValidationError("--inflight must be in 1...65535") }
+        guard (qos == 0 ? 0 : 1)...65_535 ~= inflight else {
+            throw ValidationError("--inflight must be in 1...65535 (0 allowed at QoS 0)")
+        }
         guard batch >= 1, connectConcurrency >= 1, connections >= 1 else {
             throw ValidationError("--batch, --connect-concurrency and --connections must be positive")
         }
@@ -168,7 +175,8 @@ struct PetrelBench: AsyncParsableCommand {
             drainTimeout: drain,
             maxTime: maxTime,
             hold: hold,
-            keepAlive: keepAlive
+            keepAlive: keepAlive,
+            runIdentifier: String(getpid())
         )
     }
 
