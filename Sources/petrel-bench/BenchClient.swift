@@ -206,13 +206,8 @@ final class BenchClient: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if !touchedSlots.isEmpty {
-            let first = firstPublisher
-            state.ledger.withLockedValue { delivered in
-                for slot in touchedSlots {
-                    delivered[first + slot] += pendingDeliveries[slot]
-                    pendingDeliveries[slot] = 0
-                }
-            }
+            state.ledger.add(first: firstPublisher, slots: touchedSlots, counts: pendingDeliveries)
+            for slot in touchedSlots { pendingDeliveries[slot] = 0 }
             touchedSlots.removeAll(keepingCapacity: true)
         }
         if let acknowledgements = pendingAcknowledgements, acknowledgements.readableBytes > 0 {
@@ -342,9 +337,15 @@ final class BenchClient: ChannelInboundHandler {
             state.recordLatency(now >= sentAt ? now - sentAt : 0)
             let slot = Int(publisher) - firstPublisher
             if slot >= 0 && slot < trackers.count {
+                // Messages of one publisher arrive in order [MQTT-4.6.0-6]: every number up to the highest one
+                // received is delivered or lost, so the highest is what moves the publisher's window.
+                let highest = trackers[slot].highest
                 trackers[slot].record(sequence)
-                if pendingDeliveries[slot] == 0 { touchedSlots.append(slot) }
-                pendingDeliveries[slot] += 1
+                let advance = trackers[slot].highest - highest
+                if advance > 0 {
+                    if pendingDeliveries[slot] == 0 { touchedSlots.append(slot) }
+                    pendingDeliveries[slot] += advance
+                }
             } else {
                 state.unexpected += 1
             }
@@ -382,46 +383,77 @@ final class BenchClient: ChannelInboundHandler {
 
     func stopPublishing() {
         self.isPublishing = false
+        self.stallTimer?.cancel()
+        self.stallTimer = nil
         self.rateTimer?.cancel()
         self.rateTimer = nil
     }
 
-    /// QoS 0 window: messages counted as gone for good (never delivered within `stallTimeout`), and the
+    /// Delivery window: messages counted as gone for good (never delivered within `stallTimeout`), and the
     /// deliveries of this publisher's messages seen at the start of the current pump.
     private var forgiven = 0
     private var deliveredSeen = 0
     private var lastProgressAt: UInt64 = 0
-    private static let stallTimeout: UInt64 = 100_000_000
+    private static let stallTimeout: UInt64 = 500_000_000
 
     private var usesDeliveryWindow: Bool {
-        configuration.qos == .atMostOnce && configuration.rate == nil && configuration.inflight > 0
+        configuration.rate == nil && configuration.window > 0
+    }
+
+    private var isBlockedByDeliveryWindow: Bool {
+        usesDeliveryWindow
+            && sent - forgiven - deliveredSeen / configuration.receiversPerMessage >= configuration.window
     }
 
     private var canSend: Bool {
         guard isPublishing else { return false }
         if let limit, sent >= limit { return false }
         if configuration.qos != .atMostOnce && inflight >= configuration.inflight { return false }
-        if usesDeliveryWindow
-            && sent - forgiven - deliveredSeen / configuration.receiversPerMessage >= configuration.inflight
-        {
-            return false
-        }
-        return true
+        return !isBlockedByDeliveryWindow
     }
 
-    /// Reads this publisher's deliveries from the ledger. A QoS 0 message may be dropped by the broker: when
-    /// nothing was delivered for `stallTimeout`, what is still outstanding is written off so the window opens.
+    /// Reads this publisher's progress from the ledger. When the last messages sent were dropped by the broker
+    /// no later one reveals it: after `stallTimeout` without progress what is outstanding is written off.
     private func refreshDeliveryWindow(now: UInt64) {
         guard usesDeliveryWindow else { return }
-        let index = Int(publisherIndex)
-        let delivered = state.ledger.withLockedValue { $0[index] }
-        if delivered != deliveredSeen || lastProgressAt == 0 {
-            deliveredSeen = delivered
-            lastProgressAt = now
-        } else if now - lastProgressAt > Self.stallTimeout {
+        self.noteDelivered(state.ledger.delivered(publisher: Int(publisherIndex)), now: now)
+        if isBlockedByDeliveryWindow && lastProgressAt != now && now - lastProgressAt > Self.stallTimeout {
             forgiven = sent - deliveredSeen / configuration.receiversPerMessage
             lastProgressAt = now
         }
+    }
+
+    private func noteDelivered(_ delivered: Int, now: UInt64) {
+        if delivered != deliveredSeen || lastProgressAt == 0 {
+            deliveredSeen = delivered
+            lastProgressAt = now
+        }
+    }
+
+    /// The window is full: wait in the ledger for the next delivery, and look again after `stallTimeout`.
+    private func parkOnDeliveryWindow() {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let delivered = state.ledger.park(bound, publisher: Int(publisherIndex), seen: deliveredSeen)
+        if delivered != deliveredSeen {
+            // Deliveries arrived between reading the ledger and parking: go on at once.
+            self.schedulePump()
+            return
+        }
+        if stallTimer == nil {
+            stallTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(Self.stallTimeout) + 1_000_000)) {
+                let client = bound.value
+                client.stallTimer = nil
+                client.pump()
+            }
+        }
+    }
+
+    private var stallTimer: Scheduled<Void>?
+
+    /// Called by the ledger on this client's loop when one of its messages was delivered.
+    func wake() {
+        self.pump()
     }
 
     private func scheduleWakeUp(at deadline: UInt64) {
@@ -465,9 +497,13 @@ final class BenchClient: ChannelInboundHandler {
             if count > 0 {
                 context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
             }
-            if context.channel.isWritable && (canSend || (usesDeliveryWindow && isPublishing && !hasFinished)) {
-                // Either more to send, or waiting for deliveries to open the window: look again next round.
+            if !context.channel.isWritable {
+                return  // channelWritabilityChanged pumps again.
+            }
+            if canSend {
                 self.schedulePump()
+            } else if isPublishing && !hasFinished && isBlockedByDeliveryWindow {
+                self.parkOnDeliveryWindow()
             }
             return
         }

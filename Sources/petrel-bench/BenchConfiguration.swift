@@ -28,8 +28,10 @@ struct BenchConfiguration: Sendable {
     var messages: Int?
     /// Messages per second over all publishers; `nil` publishes as fast as the broker takes them.
     var rate: Double?
-    /// Per publisher: unacknowledged messages at QoS 1 and 2, messages not yet delivered at QoS 0 (0: none).
+    /// Unacknowledged messages per publisher at QoS 1 and 2.
     var inflight: Int
+    /// Messages per publisher sent but not yet delivered, when publishing at saturation (0: no limit).
+    var window: Int
     var publishers: Int
     var subscribers: Int
     var connections: Int

@@ -51,6 +51,7 @@ struct BenchResult: Codable, Sendable {
     var connections: Int
     var rate: Double?
     var inflight: Int
+    var window: Int
     /// Seconds during which the publishers sent.
     var durationSeconds: Double = 0
     var sent = 0

@@ -25,13 +25,14 @@ struct BenchRunner: Sendable {
             connections: configuration.scenario == .idle
                 ? configuration.connections : configuration.publishers + configuration.subscribers,
             rate: configuration.rate,
-            inflight: configuration.inflight
+            inflight: configuration.inflight,
+            window: configuration.rate == nil ? configuration.window : 0
         )
         result.openFileLimit = raiseOpenFileLimit()
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let runIdentifier = configuration.runIdentifier
-        let ledger = DeliveryLedger(Array(repeating: 0, count: configuration.publishers))
+        let ledger = DeliveryLedger(publishers: configuration.publishers)
         var loops: [Loop] = []
         for eventLoop in group.makeIterator() {
             let state = try await eventLoop.submit {

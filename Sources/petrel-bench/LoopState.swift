@@ -1,11 +1,5 @@
 import Histogram
-import NIOConcurrencyHelpers
 import NIOCore
-
-/// Deliveries per publisher over all subscribers and loops. QoS 0 publishers read it to keep at most
-/// `--inflight` messages on the way, so that a saturating run measures what the broker delivers rather than
-/// what the kernel buffers. Subscribers add to it once per read batch.
-typealias DeliveryLedger = NIOLockedValueBox<[Int]>
 
 /// The counters and the latency histogram of the connections on one event loop. Only touched on that loop;
 /// the runner reads it through `EventLoop.submit`.

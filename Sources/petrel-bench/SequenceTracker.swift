@@ -7,7 +7,8 @@ struct SequenceTracker: Sendable {
     private(set) var unique = 0
     private(set) var duplicates = 0
     private(set) var outOfOrder = 0
-    private var highest = -1
+    /// The highest sequence number received, -1 before the first.
+    private(set) var highest = -1
 
     mutating func record(_ sequence: UInt64) {
         let number = Int(truncatingIfNeeded: sequence)
