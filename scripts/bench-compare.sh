@@ -10,8 +10,8 @@
 #   scripts/bench-compare.sh
 #
 # Environment:
-#   BENCH_DURATION        seconds of publishing per case (default 5)
-#   BENCH_ROUNDS          rounds of the pinned cases, averaged (default 2)
+#   BENCH_DURATION        seconds of publishing per case (default 8)
+#   BENCH_ROUNDS          rounds of the pinned cases, averaged (default 3)
 #   BENCH_IDLE            idle connections for the memory-per-connection case (default 10000)
 #   BENCH_MAX_IDLE        1 to also open as many idle connections as the file limit allows (default 1)
 #   BENCH_SCALING         1 to run Petrel unpinned with --threads 2 (default 1)
@@ -22,8 +22,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-duration=${BENCH_DURATION:-5}
-rounds=${BENCH_ROUNDS:-2}
+duration=${BENCH_DURATION:-8}
+rounds=${BENCH_ROUNDS:-3}
 idle_connections=${BENCH_IDLE:-10000}
 max_idle=${BENCH_MAX_IDLE:-1}
 scaling=${BENCH_SCALING:-1}
@@ -53,6 +53,15 @@ bin=$(swift build -c release --show-bin-path)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
 log "open file limit $nofile"
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "cpu: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "kernel: $(uname -r)"
+    echo "mosquitto: $(mosquitto -h 2>&1 | head -1)"
+    echo "open file limit: $nofile"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$results/environment.txt"
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -150,6 +159,8 @@ cases=(
     "fan-out-q1|fan-out --qos 1 --subscribers 100"
     "pairs-q0|pairs --qos 0 --publishers 100"
     "pairs-q1|pairs --qos 1 --publishers 100"
+    "fan-out-1000-q0|fan-out --qos 0 --subscribers 1000"
+    "pairs-1000-q1|pairs --qos 1 --publishers 1000"
     "shared-q1|shared --qos 1 --protocol 5 --publishers 10 --subscribers 10"
     "latency-20k-q1|pairs --qos 1 --publishers 100 --rate 20000"
 )
@@ -186,5 +197,6 @@ if [[ $scaling == 1 ]]; then
     done
 fi
 
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/environment.txt"
 python3 "$root/scripts/bench-summary.py" "$results" | tee "$results/summary.md"
 log "results in $results"

@@ -73,8 +73,9 @@ def main():
 
     print("### Throughput at saturation (delivered msg/s; brokers on one core)\n")
     print("| case | Petrel | Mosquitto | Petrel/Mosquitto | target 5x | lost P / M | "
-          "p99 µs P / M | Petrel --threads 2, 2 cores | vs Mosquitto |")
-    print("|---|---:|---:|---:|---|---|---|---:|---:|")
+          "p99 µs P / M | broker CPU % P / M | generator CPU % P / M | "
+          "Petrel --threads 2, 2 cores | vs Mosquitto |")
+    print("|---|---:|---:|---:|---|---|---|---|---|---:|---:|")
     for case in throughput_cases:
         petrel = runs.get(("pinned", case, "petrel"), [])
         mosquitto = runs.get(("pinned", case, "mosquitto"), [])
@@ -83,15 +84,19 @@ def main():
         p, m, s = average(petrel, delivered), average(mosquitto, delivered), average(scaled, delivered)
         if p is None or m is None:
             note = f"Petrel {status_of(petrel)}; Mosquitto {status_of(mosquitto)}"
-            print(f"| {case} | {rate(p)} | {rate(m)} | - | {note} | | | {rate(s)} | - |")
+            print(f"| {case} | {rate(p)} | {rate(m)} | - | {note} | | | | | {rate(s)} | - |")
             continue
         r = ratio(p, m)
         target = "met" if r >= THROUGHPUT_TARGET else f"missed by {THROUGHPUT_TARGET / r:.1f}x"
         lost = lambda r: r.get("lost")
         p99 = lambda r: (r.get("latency") or {}).get("p99_micros")
+        broker_cpu = lambda r: (r.get("broker") or {}).get("cpu_percent")
+        bench_cpu = lambda r: r.get("bench_cpu_percent")
         print(f"| {case} | {rate(p)} | {rate(m)} | {show_ratio(r)} | {target} | "
               f"{rate(average(petrel, lost))} / {rate(average(mosquitto, lost))} | "
               f"{micros(average(petrel, p99))} / {micros(average(mosquitto, p99))} | "
+              f"{rate(average(petrel, broker_cpu))} / {rate(average(mosquitto, broker_cpu))} | "
+              f"{rate(average(petrel, bench_cpu))} / {rate(average(mosquitto, bench_cpu))} | "
               f"{rate(s)} | {show_ratio(ratio(s, m))} |")
 
     if latency_cases:
@@ -130,6 +135,13 @@ def main():
             held = f"{result.get('connected', 0):,} of {result.get('connections', 0):,}"
             print(f"| {case} | {broker} | {held} | {rate(result.get('connects_per_second'))} | "
                   f"{per_text} | {target} |")
+
+    environment = os.path.join(directory, "environment.txt")
+    if os.path.exists(environment):
+        print("\nEnvironment:\n")
+        with open(environment) as handle:
+            for line in handle:
+                print(f"    {line.rstrip()}")
 
     notes = os.path.join(directory, "notes.txt")
     if os.path.exists(notes):

@@ -74,6 +74,9 @@ struct BenchResult: Codable, Sendable {
     /// Idle scenario: growth of the broker's RSS divided by the connections held.
     var rssPerConnectionBytes: Double?
     var benchCpuSeconds: Double?
+    /// `benchCpuSeconds` over the same interval as the broker's CPU time, in percent of one core: near 100 × the
+    /// generator's threads, the figures measure the generator rather than the broker.
+    var benchCpuPercent: Double?
     var openFileLimit: Int = 0
     var errors: [String] = []
 
@@ -127,6 +130,9 @@ struct BenchResult: Codable, Sendable {
                     + " \(fixed(Double(broker.rssAfterKib) / 1024)) MiB (peak \(fixed(Double(broker.rssPeakKib) / 1024)))"
                     + "  CPU \(fixed(broker.cpuSeconds, 2)) s (\(fixed(broker.cpuPercent)) %)"
             )
+        }
+        if let benchCpuSeconds, let benchCpuPercent {
+            lines.append("  generator     CPU \(fixed(benchCpuSeconds, 2)) s (\(fixed(benchCpuPercent)) %)")
         }
         if unexpected > 0 || disconnects > 0 {
             lines.append("  unexpected    \(unexpected) messages, \(disconnects) connections dropped by the broker")

@@ -295,7 +295,9 @@ struct BenchRunner: Sendable {
             )
         }
         if let benchAtStart, let benchAtEnd {
-            result.benchCpuSeconds = ((benchAtEnd.cpuSeconds - benchAtStart.cpuSeconds) * 100).rounded() / 100
+            let cpu = benchAtEnd.cpuSeconds - benchAtStart.cpuSeconds
+            result.benchCpuSeconds = (cpu * 100).rounded() / 100
+            result.benchCpuPercent = (1000 * cpu / Swift.max(Double(drainedNanos - startNanos) / 1e9, 1e-9)).rounded() / 10
         }
         if result.delivered == 0 && result.status == .ok {
             result.status = .failed
