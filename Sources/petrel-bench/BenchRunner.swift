@@ -128,9 +128,6 @@ struct BenchRunner: Sendable {
                         configuration: configuration,
                         ready: ready
                     )
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(MQTTPacketDecoder(version: configuration.version))
-                    )
                     try channel.pipeline.syncOperations.addHandler(client)
                 }
             }
