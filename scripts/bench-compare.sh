@@ -11,7 +11,7 @@
 #
 # Environment:
 #   BENCH_DURATION        seconds of publishing per case (default 8)
-#   BENCH_ROUNDS          rounds of the pinned cases, averaged (default 3)
+#   BENCH_ROUNDS          rounds of the pinned cases; the tables show the median (default 3)
 #   BENCH_IDLE            idle connections for the memory-per-connection case (default 10000)
 #   BENCH_MAX_IDLE        1 to also open as many idle connections as the file limit allows (default 1)
 #   BENCH_SCALING         1 to run Petrel unpinned with --threads 2 (default 1)

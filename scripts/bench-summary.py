@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections import defaultdict
-from statistics import mean
+from statistics import median
 
 THROUGHPUT_TARGET = 5.0
 
@@ -32,9 +32,10 @@ def ok(results):
 
 
 def average(results, key):
+    """The median over the rounds that succeeded: one disturbed round on a shared machine does not move it."""
     values = [key(r) for r in ok(results)]
     values = [v for v in values if v is not None]
-    return mean(values) if values else None
+    return median(values) if values else None
 
 
 def status_of(results):

@@ -172,8 +172,7 @@ final class BenchClient: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            self.wantsPump = true
-            self.channelReadComplete(context: context)
+            self.pump()
         }
         context.fireChannelWritabilityChanged()
     }
