@@ -279,7 +279,10 @@ public final class Broker: Sendable {
             }
             var previousOwner: SessionOwner?
             if let existing = registry.sessions[clientIdentifier] {
-                if !cleanStart {
+                // A session that ends with its connection (3.1.1 Clean Session 1 [MQTT-3.1.2-6], v5 Session
+                // Expiry 0 [MQTT-3.1.2-23]) is never resumed, even when the new CONNECT arrives before the old
+                // connection's DISCONNECT or close was processed.
+                if !cleanStart && existing.isPersistent {
                     previousOwner = existing.attach(
                         token: token,
                         waker: waker,

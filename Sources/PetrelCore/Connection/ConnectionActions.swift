@@ -33,7 +33,14 @@ public struct ConnectionActions {
 
     /// Adds wakers, skipping any already present (by identity).
     mutating func addWakers(_ wakers: [any DeliveryWaker]) {
-        for waker in wakers where !self.wake.contains(where: { $0 === waker }) {
+        // Routing returns each session's waker at most once, so the common case needs no comparison; merging
+        // lists uses a set to stay linear in a large fan-out.
+        if self.wake.isEmpty {
+            self.wake = wakers
+            return
+        }
+        var seen = Set(self.wake.map { ObjectIdentifier($0) })
+        for waker in wakers where seen.insert(ObjectIdentifier(waker)).inserted {
             self.wake.append(waker)
         }
     }

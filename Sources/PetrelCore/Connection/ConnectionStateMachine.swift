@@ -164,7 +164,7 @@ public struct ConnectionStateMachine {
     public mutating func unsupportedProtocolVersion(level: UInt8, now: NIODeadline) -> ConnectionActions {
         guard self.phase == .awaitingConnect else { return ConnectionActions() }
         self.phase = .closed
-        self.negotiatedVersion = level >= 5 ? .v5 : .v3_1_1
+        self.negotiatedVersion = level == ProtocolVersion.v5.rawValue ? .v5 : .v3_1_1
         return ConnectionActions(
             outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion)))],
             close: true,

@@ -77,6 +77,9 @@ struct SessionState: Sendable {
 /// The state of one client's session, shared by the broker (routing into it from any event loop) and the
 /// connection attached to it. Every access goes through its own mutex; no global lock is taken per message.
 final class Session: Sendable {
+
+    /// Whether the session outlives its connection (3.1.1 Clean Session 0, v5 Session Expiry Interval > 0).
+    var isPersistent: Bool { self.state.withLock { $0.isPersistent } }
     let clientIdentifier: String
     let state: Mutex<SessionState>
     private let store: any BrokerStore
