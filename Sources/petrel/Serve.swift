@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PetrelCore
 import PetrelServer
+import PetrelStorage
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -58,6 +59,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @OptionGroup var storage: StorageOptions
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxPacketSize >= 16 else { throw ValidationError("--max-packet-size must be at least 16 bytes") }
@@ -69,6 +72,7 @@ struct Serve: AsyncParsableCommand {
         guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try storage.validate()
         guard !host.isEmpty else { throw ValidationError("--host needs an address") }
     }
 
@@ -96,7 +100,45 @@ struct Serve: AsyncParsableCommand {
         if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
 
         logger.notice("Petrel \(Petrel.version) starting", metadata: ["pid": "\(getpid())"])
-        let server = MQTTServer(configuration: configuration, logger: logger)
+        let store: any BrokerStore
+        let sqlite: SQLiteBrokerStore?
+        switch storage.storage {
+        case .memory:
+            store = InMemoryBrokerStore()
+            sqlite = nil
+        case .sqlite:
+            let started = ContinuousClock.now
+            do {
+                let opened = try SQLiteBrokerStore(
+                    directory: storage.dataDir,
+                    configuration: storage.sqliteConfiguration,
+                    onError: { logger.error("\($0)") }
+                )
+                store = opened
+                sqlite = opened
+            } catch {
+                logger.critical("Cannot start: \(error)", metadata: ["petrel.data_dir": "\(storage.dataDir)"])
+                throw ExitCode(2)
+            }
+            logger.notice(
+                "Storage opened",
+                metadata: [
+                    "petrel.data_dir": "\(storage.dataDir)",
+                    "petrel.durability": "\(storage.durability.rawValue)",
+                    "petrel.load_time": "\(ContinuousClock.now - started)",
+                ]
+            )
+        }
+        let broker = Broker(configuration: configuration.broker, store: store, now: .now())
+        logger.notice(
+            "Loaded state",
+            metadata: [
+                "petrel.sessions": "\(broker.statistics.sessions)",
+                "petrel.retained": "\(broker.statistics.retainedMessages)",
+            ]
+        )
+        defer { sqlite?.close() }
+        let server = MQTTServer(configuration: configuration, broker: broker, logger: logger)
         let group = ServiceGroup(
             services: [server],
             gracefulShutdownSignals: [.sigterm, .sigint],

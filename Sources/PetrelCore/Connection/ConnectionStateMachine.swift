@@ -182,6 +182,11 @@ public struct ConnectionStateMachine {
             for publish in publishes {
                 actions.outbound.append(.publish(publish))
             }
+            // A QoS 1/2 PUBLISH leaves only once its packet identifier is stored, so that after a crash it is
+            // sent again with that identifier and DUP set, never as a new message.
+            if publishes.contains(where: { $0.qos != .atMostOnce }), context.session.isPersistent {
+                actions.commit = self.broker.store.commitTicket()
+            }
         case .notOwner(let sessionEnded):
             return self.takenOver(context: context, sessionEnded: sessionEnded, now: now)
         }
@@ -266,7 +271,7 @@ public struct ConnectionStateMachine {
         )
         if let identifier = publish.packetIdentifier, publish.qos != .atMostOnce {
             if context.session.discardInflight(packetIdentifier: identifier, token: context.token) {
-                actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+                actions.appendDeliveries(self.deliverPending(now: now))
             }
         }
         return actions
@@ -468,7 +473,7 @@ public struct ConnectionStateMachine {
             // Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1].
             actions.outbound.append(contentsOf: opening.session.retransmissions(token: token, now: now))
         }
-        actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+        actions.appendDeliveries(self.deliverPending(now: now))
         return actions
     }
 
@@ -513,8 +518,15 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions()
         switch publish.qos {
         case .atMostOnce:
+            if message.retain, let refusal = self.broker.store.refusal(for: message) {
+                actions.logs.append(self.storeRefusalLog(refusal, message))
+                return actions
+            }
             self.route(message, into: &actions, context: context, now: now)
         case .atLeastOnce:
+            if let refusal = self.broker.store.refusal(for: message) {
+                return self.refuseByStore(refusal, message, ack: .puback, packetIdentifier: publish.packetIdentifier!, context: context, now: now)
+            }
             let matched = self.route(message, into: &actions, context: context, now: now)
             // PUBACK after routing; v5 0x10 when nothing matched.
             let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
@@ -537,6 +549,10 @@ public struct ConnectionStateMachine {
                 // Acknowledge again, do not deliver again [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]).
                 actions.send(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier)))
             case .accepted:
+                if let refusal = self.broker.store.refusal(for: message) {
+                    _ = context.session.releaseInboundQoS2(packetIdentifier: identifier, token: context.token)
+                    return self.refuseByStore(refusal, message, ack: .pubrec, packetIdentifier: identifier, context: context, now: now)
+                }
                 let matched = self.route(message, into: &actions, context: context, now: now)
                 let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
                 actions.outbound.insert(
@@ -545,7 +561,38 @@ public struct ConnectionStateMachine {
                 )
             }
         }
+        if publish.qos != .atMostOnce {
+            // The acknowledgement waits until the store has made the message durable.
+            actions.commit = self.broker.store.commitTicket()
+        }
         return actions
+    }
+
+    private enum StoreRefusedAck { case puback, pubrec }
+
+    /// The store cannot take the message (a bound reached, or it cannot write): v5 says so in the PUBACK/PUBREC
+    /// (0x97 Quota exceeded, 0x80 Unspecified error) and the flow ends; 3.1.1 has no negative acknowledgement,
+    /// so the connection is closed unacknowledged and the client sends the message again when it reconnects.
+    private mutating func refuseByStore(
+        _ reason: ReasonCode,
+        _ message: Message,
+        ack: StoreRefusedAck,
+        packetIdentifier: UInt16,
+        context: Context,
+        now: NIODeadline
+    ) -> ConnectionActions {
+        let log = self.storeRefusalLog(reason, message)
+        guard context.version.isV5 else {
+            return self.terminate(context: context, disconnect: nil, publishWill: true, log: log, now: now)
+        }
+        var actions = ConnectionActions(logs: [log])
+        let packet = MQTTPacket.PubAck(packetIdentifier: packetIdentifier, reasonCode: reason)
+        actions.send(ack == .puback ? .puback(packet) : .pubrec(packet))
+        return actions
+    }
+
+    private func storeRefusalLog(_ reason: ReasonCode, _ message: Message) -> LogRecord {
+        self.log(.warning, "Message refused by the store", ["mqtt.reason_code": "\(reason)", "mqtt.topic": message.topic])
     }
 
     /// Routes a message and merges the result into `actions`; when this connection itself is among the
@@ -561,7 +608,7 @@ public struct ConnectionStateMachine {
         actions.addWakers(others)
         actions.logs.append(contentsOf: routed.logs)
         if selfWoken {
-            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            actions.appendDeliveries(self.deliverPending(now: now))
         }
         return routed.matched
     }
@@ -601,7 +648,7 @@ public struct ConnectionStateMachine {
             actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier)))
         case .completed:
             // A slot is free: pull the next queued message.
-            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            actions.appendDeliveries(self.deliverPending(now: now))
         }
         return actions
     }
@@ -678,7 +725,7 @@ public struct ConnectionStateMachine {
             }
         }
         if queuedAny {
-            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            actions.appendDeliveries(self.deliverPending(now: now))
         }
         return actions
     }

@@ -30,6 +30,15 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var keepAlive: TimeAmount?
     /// The layout of the CONNACK that refuses an unsupported protocol version [MQTT-3.1.2-2].
     private var refusalVersion: ProtocolVersion?
+    /// Packets waiting for a store commit ticket (`ticket` set) and everything after them, in order.
+    private var held: [HeldWrite] = []
+    private var nextTicket: UInt64 = 0
+
+    private struct HeldWrite {
+        var outbound: [OutboundPacket]
+        /// The ticket still awaited; nil once committed (or for packets only queued behind one).
+        var ticket: UInt64?
+    }
 
     init(
         broker: Broker,
@@ -213,13 +222,58 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func perform(_ actions: ConnectionActions, context: ChannelHandlerContext) {
         for record in actions.logs { log(record) }
-        for outbound in actions.outbound { write(outbound, context: context) }
+        if let ticket = actions.commit {
+            hold(actions.outbound, until: ticket, context: context)
+        } else if !held.isEmpty {
+            // Nothing may overtake a held acknowledgement.
+            if !actions.outbound.isEmpty { held.append(HeldWrite(outbound: actions.outbound, ticket: nil)) }
+        } else {
+            for outbound in actions.outbound { write(outbound, context: context) }
+        }
         if !actions.wake.isEmpty { wakes.append(contentsOf: actions.wake) }
         if actions.close, !closing {
             closing = true
+            // Held packets were not made durable yet: they are not sent (the client sends again).
+            held.removeAll()
             flushIfNeeded(context: context)
             context.close(promise: nil)
         }
+    }
+
+    // MARK: - Acknowledgements held for the store
+
+    private func hold(_ outbound: [OutboundPacket], until ticket: any StoreCommitTicket, context: ChannelHandlerContext) {
+        nextTicket &+= 1
+        let number = nextTicket
+        held.append(HeldWrite(outbound: outbound, ticket: number))
+        let loop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        ticket.whenCommitted { committed in
+            loop.execute { loopBound.value.ticketCompleted(number, committed: committed) }
+        }
+    }
+
+    private func ticketCompleted(_ number: UInt64, committed: Bool) {
+        guard let context, !closing else { return }
+        guard committed else {
+            logger.error("The store could not commit; closing the connection without acknowledging")
+            closing = true
+            held.removeAll()
+            flushIfNeeded(context: context)
+            context.close(promise: nil)
+            return
+        }
+        if let index = held.firstIndex(where: { $0.ticket == number }) { held[index].ticket = nil }
+        var released = 0
+        while released < held.count, held[released].ticket == nil { released += 1 }
+        guard released > 0 else { return }
+        let ready = held[0..<released]
+        held.removeFirst(released)
+        for entry in ready {
+            for outbound in entry.outbound { write(outbound, context: context) }
+        }
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
     }
 
     private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
