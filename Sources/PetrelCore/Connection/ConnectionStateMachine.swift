@@ -621,6 +621,8 @@ public struct ConnectionStateMachine {
         // PUBCOMP for every PUBREL [MQTT-4.3.3-11]; v5 0x92 when the identifier is unknown.
         let reason: ReasonCode = known || !context.version.isV5 ? .success : .packetIdentifierNotFound
         actions.send(.pubcomp(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: reason)))
+        // PUBCOMP leaves once the release is stored: the client may reuse the identifier right after it.
+        if known, context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
         if !known {
             actions.logs.append(self.log(.debug, "PUBREL for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
         }
@@ -646,6 +648,9 @@ public struct ConnectionStateMachine {
             }
         case .sendPubrel:
             actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier)))
+            // PUBREL leaves once "PUBREC received" is stored: after a crash the flow resumes with PUBREL, never
+            // with the PUBLISH again (the client may already have released it).
+            if context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
         case .completed:
             // A slot is free: pull the next queued message.
             actions.appendDeliveries(self.deliverPending(now: now))

@@ -1,0 +1,298 @@
+"""Durable state on SQLite: nothing acknowledged is lost across kill -9 or a graceful restart; bad database files
+are refused at start; the `petrel storage` commands.
+
+Petrel only. Every test is bounded in time (a few seconds to ~20 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from durability_support import Petrel, RawClient, StreamingPublisher, free_port, petrel_binary, run_petrel
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("INTEROP_BROKER", "petrel").strip().lower() != "petrel",
+                       reason="Petrel only: durable storage and its command line"),
+    pytest.mark.timeout(90) if hasattr(pytest.mark, "timeout") else pytest.mark.usefixtures(),
+]
+
+SUBSCRIBERS = [
+    # client id, subscription QoS, online while the publisher streams
+    ("on-q1", 1, True),
+    ("on-q2", 2, True),
+    ("off-q1", 1, False),
+    ("off-q2", 2, False),
+]
+
+
+def _received(client: RawClient) -> Counter:
+    return Counter(int(d.payload) for d in client.deliveries if d.topic.startswith("d/"))
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.parametrize("durability", ["batched", "sync"])
+def test_kill9_mid_stream_loses_no_acknowledged_message(tmp_path: Path, durability: str):
+    """SIGKILL while a publisher streams QoS 1 and 2 to persistent subscribers (online and offline): after a
+    restart on the same data directory every acknowledged message reaches every subscriber; QoS 2 exactly once,
+    QoS 1 at least once with every re-delivery marked DUP."""
+    data = tmp_path / "data"
+    port = free_port()
+    # The per-session queue bound is the engine's (newest dropped when full) and is not what is tested here.
+    options = ["--durability", durability, "--max-queued-messages", "1000000", "--max-queued-bytes", "1000000000"]
+    broker = Petrel(data, port, options).start()
+    subscribers = {}
+    try:
+        for client_id, qos, online in SUBSCRIBERS:
+            client = RawClient(client_id).connect(port, clean=False)
+            client.subscribe("d/#", qos)
+            if not online:
+                client.disconnect()
+            subscribers[client_id] = client
+
+        publisher = StreamingPublisher(port, count=200_000).start()
+        assert _wait_for(lambda: publisher.acked_count() >= 2000, 30), "publisher made no progress"
+        broker.kill()
+        publisher.client.closed.wait(5)
+        publisher.thread.join(timeout=5)
+        acked = set(publisher.acked)
+        assert len(acked) >= 2000
+
+        broker = Petrel(data, port, options).start()
+        for client_id, _, _ in SUBSCRIBERS:
+            client = subscribers[client_id]
+            client.close()
+            client.connect(port, clean=False)
+            assert client.session_present, f"{client_id}: session lost"
+
+        def complete() -> bool:
+            return all(acked <= set(_received(c)) for c in subscribers.values())
+
+        _wait_for(complete, 30)
+        for client_id, qos, _ in SUBSCRIBERS:
+            client = subscribers[client_id]
+            counts = _received(client)
+            missing = sorted(acked - set(counts))
+            assert not missing, f"{client_id}: {len(missing)} acknowledged messages lost, e.g. {missing[:10]}"
+            for seq, n in counts.items():
+                published_qos = 1 + seq % 2
+                if min(qos, published_qos) == 2:
+                    assert n == 1, f"{client_id}: QoS 2 message {seq} delivered {n} times"
+            # Every repeated delivery of a QoS 1 message is marked DUP.
+            seen = set()
+            for d in client.deliveries:
+                if not d.topic.startswith("d/"):
+                    continue
+                seq = int(d.payload)
+                if seq in seen:
+                    assert d.dup, f"{client_id}: message {seq} delivered again without DUP"
+                seen.add(seq)
+    finally:
+        for client in subscribers.values():
+            client.close()
+        broker.kill()
+
+
+def test_graceful_restart_keeps_sessions_queues_and_retained(tmp_path: Path):
+    """SIGTERM then restart: queued QoS 1/2 messages of an offline session are delivered once, in order, and
+    retained messages and subscriptions are back."""
+    data = tmp_path / "data"
+    port = free_port()
+    broker = Petrel(data, port).start()
+    try:
+        sub = RawClient("grace-sub").connect(port, clean=False)
+        sub.subscribe("q/#", 2)
+        sub.disconnect()
+        acked = []
+        pub = RawClient("grace-pub", on_ack=lambda kind, pid: acked.append((kind, pid))).connect(port, clean=True)
+        for i in range(1, 201):
+            pub.publish("q/x", str(i).encode(), 1 + i % 2, i)
+        pub.publish("keep/1", b"retained-one", 1, 500, retain=True)
+        assert _wait_for(lambda: sum(1 for k, _ in acked if k in (4, 5)) == 201, 10)
+        pub.disconnect()
+        assert broker.stop() == 0
+        assert "Stopped" in broker.log_text()
+
+        broker = Petrel(data, port).start()
+        sub.connect(port, clean=False)
+        assert sub.session_present
+        assert _wait_for(lambda: len(sub.deliveries) >= 200, 10)
+        time.sleep(0.3)
+        assert [int(d.payload) for d in sub.deliveries] == list(range(1, 201))
+        assert not any(d.dup for d in sub.deliveries)
+        late = RawClient("grace-late").connect(port, clean=True)
+        late.subscribe("keep/#", 1)
+        assert _wait_for(lambda: len(late.deliveries) == 1, 5)
+        assert late.deliveries[0].payload == b"retained-one" and late.deliveries[0].retain
+        late.disconnect()
+        sub.disconnect()
+    finally:
+        broker.kill()
+
+
+def test_memory_storage_keeps_nothing(tmp_path: Path):
+    """--storage memory writes no database and starts empty."""
+    data = tmp_path / "data"
+    port = free_port()
+    broker = Petrel(data, port, ["--storage", "memory"]).start()
+    try:
+        pub = RawClient("m-pub").connect(port, clean=True)
+        pub.publish("keep/m", b"x", 0, retain=True)
+        time.sleep(0.2)
+        pub.disconnect()
+    finally:
+        broker.stop()
+    assert not (data / "petrel.sqlite").exists()
+
+
+# MARK: - Bad files
+
+def _start_fails(data: Path) -> subprocess.CompletedProcess:
+    res = run_petrel("serve", "--port", str(free_port()), "--data-dir", str(data), timeout=20)
+    assert res.returncode != 0
+    return res
+
+
+def test_garbage_database_refused(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "petrel.sqlite").write_bytes(os.urandom(16384))
+    res = _start_fails(data)
+    assert b"corrupt" in res.stderr or b"not a Petrel database" in res.stderr, res.stderr
+
+
+def test_truncated_database_refused(tmp_path: Path):
+    data = tmp_path / "data"
+    port = free_port()
+    broker = Petrel(data, port).start()
+    try:
+        pub = RawClient("t-pub").connect(port, clean=True)
+        for i in range(3000):
+            pub.publish(f"keep/{i}", b"x" * 300, 0, retain=True)
+        time.sleep(0.5)
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0
+    db = data / "petrel.sqlite"
+    size = db.stat().st_size
+    assert size > 100_000
+    with open(db, "r+b") as f:
+        f.truncate(size // 3)
+    res = _start_fails(data)
+    assert b"Cannot start" in res.stderr, res.stderr
+
+
+def test_read_only_data_directory_refused(tmp_path: Path):
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("needs setpriv to drop root")
+    data = tmp_path / "ro"
+    data.mkdir()
+    os.chmod(data, 0o555)
+    os.chmod(tmp_path, 0o755)
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    res = subprocess.run([*prefix, str(petrel_binary()), "serve", "--port", str(free_port()), "--data-dir", str(data)],
+                         capture_output=True, timeout=20)
+    assert res.returncode != 0
+    assert b"writable" in res.stderr or b"cannot" in res.stderr.lower(), res.stderr
+
+
+def test_newer_schema_refused(tmp_path: Path):
+    data = tmp_path / "data"
+    port = free_port()
+    Petrel(data, port).start().stop()
+    with sqlite3.connect(data / "petrel.sqlite") as db:
+        db.execute("INSERT INTO grdb_migrations (identifier) VALUES ('v999')")
+    res = _start_fails(data)
+    assert b"newer version of Petrel" in res.stderr, res.stderr
+
+
+# MARK: - petrel storage
+
+def _fill(data: Path) -> None:
+    port = free_port()
+    broker = Petrel(data, port).start()
+    try:
+        sub = RawClient("cli-sub").connect(port, clean=False)
+        sub.subscribe("c/#", 1)
+        sub.disconnect()
+        pub = RawClient("cli-pub").connect(port, clean=True)
+        for i in range(1, 51):
+            pub.publish("c/x", f"m{i}".encode(), 1, i)
+        pub.publish("keep/c", b"kept", 1, 99, retain=True)
+        time.sleep(0.5)
+        pub.disconnect()
+    finally:
+        assert broker.stop() == 0
+
+
+def _stats(data: Path) -> dict:
+    res = run_petrel("storage", "stats", "--data-dir", str(data))
+    assert res.returncode == 0, res.stderr
+    return dict(line.split(" ", 1) for line in res.stdout.decode().splitlines())
+
+
+def test_storage_stats(tmp_path: Path):
+    data = tmp_path / "data"
+    _fill(data)
+    stats = _stats(data)
+    assert stats["session"] == "1" and stats["subscription"] == "1"
+    assert stats["delivery"] == "50" and stats["message"] == "50"
+    assert stats["retained"] == "1"
+    assert int(stats["file_bytes"]) > 0
+    missing = run_petrel("storage", "stats", "--data-dir", str(tmp_path / "none"))
+    assert missing.returncode != 0 and b"no Petrel database" in missing.stderr
+
+
+def test_storage_compact(tmp_path: Path):
+    data = tmp_path / "data"
+    _fill(data)
+    res = run_petrel("storage", "compact", "--data-dir", str(data))
+    assert res.returncode == 0, res.stderr
+    assert b"compacted" in res.stdout
+    assert _stats(data)["delivery"] == "50"
+
+
+def test_storage_export_import_round_trip(tmp_path: Path):
+    data = tmp_path / "data"
+    _fill(data)
+    export = tmp_path / "dump.jsonl"
+    res = run_petrel("storage", "export", "--data-dir", str(data), "--output", str(export))
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert lines[0]["petrel_export"] == 1
+    assert Counter(line["table"] for line in lines[1:])["delivery"] == 50
+
+    copy = tmp_path / "copy"
+    res = run_petrel("storage", "import", "--data-dir", str(copy), "--input", str(export))
+    assert res.returncode == 0, res.stderr
+    assert _stats(copy)["delivery"] == "50"
+    # Importing again into a database that is not empty is refused.
+    again = run_petrel("storage", "import", "--data-dir", str(copy), "--input", str(export))
+    assert again.returncode != 0 and b"not empty" in again.stderr
+
+    # The imported copy serves the queued messages and the retained one.
+    port = free_port()
+    broker = Petrel(copy, port).start()
+    try:
+        sub = RawClient("cli-sub").connect(port, clean=False)
+        assert sub.session_present
+        assert _wait_for(lambda: len(sub.deliveries) >= 50, 10)
+        assert [d.payload for d in sub.deliveries[:50]] == [f"m{i}".encode() for i in range(1, 51)]
+        sub.disconnect()
+    finally:
+        broker.stop()
