@@ -682,15 +682,16 @@ class RawClient:
         """Publish and complete the QoS handshake (publisher side)."""
         self.send(publish(topic, payload, qos, retain, dup, packet_id, self.version, properties))
         if qos == 1:
-            ack = self.expect(PUBACK)
-            assert ack.packet_id == packet_id
-            return ack
+            return self.expect_where(lambda q: q.type == PUBACK and q.packet_id == packet_id,
+                                     what=f"PUBACK {packet_id}")
         if qos == 2:
-            rec = self.expect(PUBREC)
-            assert rec.packet_id == packet_id
+            rec = self.expect_where(lambda q: q.type == PUBREC and q.packet_id == packet_id,
+                                    what=f"PUBREC {packet_id}")
+            if rec.reason is not None and rec.reason >= 0x80:
+                return rec
             self.send(pubrel(packet_id, self.version))
-            comp = self.expect(PUBCOMP)
-            assert comp.packet_id == packet_id
+            self.expect_where(lambda q: q.type == PUBCOMP and q.packet_id == packet_id,
+                              what=f"PUBCOMP {packet_id}")
             return rec
         return None
 
@@ -702,10 +703,33 @@ class RawClient:
             self.send(puback(p.packet_id, self.version))
         elif ack and p.qos == 2:
             self.send(pubrec(p.packet_id, self.version))
-            rel = self.expect(PUBREL, timeout)
-            assert rel.packet_id == p.packet_id
+            self.expect_where(lambda q: q.type == PUBREL and q.packet_id == p.packet_id,
+                              timeout, f"PUBREL {p.packet_id}")
             self.send(pubcomp(p.packet_id, self.version))
         return p
+
+    def expect_where(self, predicate, timeout: Optional[float] = None,
+                     what: str = "matching packet") -> Packet:
+        """Wait for the first packet satisfying `predicate`; packets received
+        before it that do not match are kept, in order, for later reads."""
+        deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
+        stash = []
+        try:
+            while True:
+                for i, q in enumerate(self.pending):
+                    if predicate(q):
+                        del self.pending[i]
+                        return q
+                stash.extend(self.pending)
+                self.pending.clear()
+                try:
+                    self._fill(deadline)
+                except TimeoutError:
+                    raise AssertionError(f"timed out waiting for {what}")
+                except Closed as e:
+                    raise AssertionError(f"connection closed while waiting for {what}: {e}")
+        finally:
+            self.pending[:0] = stash
 
     def ping(self, timeout: Optional[float] = None) -> Packet:
         self.send(pingreq())
