@@ -14,6 +14,7 @@ every process started here is stopped by the fixture that started it.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -125,7 +126,8 @@ class Broker:
         return (self.host, self.port)
 
     def start(self) -> "Broker":
-        self._log_file = open(self.log_path, "wb")
+        out_path = self.log_path if self.kind == "petrel" else self.workdir / "stdout.log"
+        self._log_file = open(out_path, "wb")
         self.proc = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=self._log_file,
             stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
@@ -234,8 +236,11 @@ def build_broker(workdir: Path, options: dict, extra_args: Optional[list[str]] =
         lines = [
             f"listener {port} {HOST}",
             "allow_anonymous true",
+            # stay the current user (as root Mosquitto would switch to the
+            # 'mosquitto' user and could not write the log in the tmp dir)
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "persistence false",
-            "log_dest stdout",
+            f"log_dest file {log_path}",
             "log_type all",
             "connection_messages true",
             "max_keepalive 65535",

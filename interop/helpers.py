@@ -44,3 +44,10 @@ def assert_closed_with(client: raw.RawClient, reason: int, timeout: float = 5.0)
     if is_petrel() and client.version == raw.MQTT5:
         assert discs, f"expected DISCONNECT {reason:#x} before close"
     return discs
+
+
+def keepalive_limit(keepalive: float) -> float:
+    """Upper bound for a keep-alive disconnect: 1.5 x keep alive plus slack.
+    Mosquitto checks keep alive on a coarse (about 5 s) timer."""
+    from conftest import is_mosquitto
+    return 1.5 * keepalive + (7.0 if is_mosquitto() else 2.5)
