@@ -136,6 +136,7 @@ class Broker:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._cleanup()
                 raise RuntimeError(
                     f"{self.kind} exited with {self.proc.returncode} during start-up:\n{self.log_tail()}")
             if port_accepts(self.port):
@@ -314,6 +315,12 @@ def pytest_runtest_makereport(item, call):
     if report.failed and _RUNNING:
         for b in list(_RUNNING):
             report.sections.append((f"broker log {b.kind}:{b.port} ({b.log_path})", b.log_tail()))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Safety net: no broker outlives the test session."""
+    for b in list(_RUNNING):
+        b.kill()
 
 
 def pytest_report_header(config):

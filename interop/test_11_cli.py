@@ -14,7 +14,7 @@ from helpers import raw_client, uid
 pytestmark = pytest.mark.skipif(not is_petrel(), reason="Petrel only: petrel command line")
 
 
-def run(*args, timeout=15):
+def run(*args, timeout=10):
     binary = petrel_binary()
     if not binary.exists():
         pytest.fail(f"Petrel binary not found at {binary}")
