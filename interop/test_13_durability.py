@@ -18,11 +18,8 @@ import pytest
 
 from durability_support import Petrel, RawClient, StreamingPublisher, free_port, petrel_binary, run_petrel
 
-pytestmark = [
-    pytest.mark.skipif(os.environ.get("INTEROP_BROKER", "petrel").strip().lower() != "petrel",
-                       reason="Petrel only: durable storage and its command line"),
-    pytest.mark.timeout(90) if hasattr(pytest.mark, "timeout") else pytest.mark.usefixtures(),
-]
+pytestmark = pytest.mark.skipif(os.environ.get("INTEROP_BROKER", "petrel").strip().lower() != "petrel",
+                                reason="Petrel only: durable storage and its command line")
 
 SUBSCRIBERS = [
     # client id, subscription QoS, online while the publisher streams
