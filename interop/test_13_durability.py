@@ -293,3 +293,65 @@ def test_storage_export_import_round_trip(tmp_path: Path):
         sub.disconnect()
     finally:
         broker.stop()
+
+
+# MARK: - Bounds (MQTT 5 answers 0x97, 3.1.1 is disconnected unacknowledged)
+
+def _paho_v5(port: int, client_id: str):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    acks = {}
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.on_publish = lambda c, u, mid, rc, props: acks.__setitem__(mid, rc.value)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client, acks
+
+
+def test_retained_bound_answers_quota_exceeded(tmp_path: Path):
+    port = free_port()
+    broker = Petrel(tmp_path / "data", port, ["--max-retained-messages", "2"]).start()
+    client, acks = _paho_v5(port, "quota-v5")
+    try:
+        mids = [client.publish(f"keep/{i}", b"x", qos=1, retain=True).mid for i in range(3)]
+        replace = client.publish("keep/0", b"y", qos=1, retain=True).mid
+        assert _wait_for(lambda: len(acks) == 4, 5), acks
+        # 0x10 (No matching subscribers) is a success too.
+        assert [acks[m] for m in mids] == [0x10, 0x10, 0x97]
+        assert acks[replace] == 0x10
+        assert "Message refused by the store" in broker.log_text()
+        # 3.1.1: no negative acknowledgement, the connection is closed and nothing is acknowledged.
+        old = RawClient("quota-311", on_ack=lambda kind, pid: acks.__setitem__(("311", pid), kind))
+        old.connect(port, clean=True)
+        old.publish("keep/new", b"z", 1, 7, retain=True)
+        assert old.closed.wait(5)
+        assert ("311", 7) not in acks
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        broker.stop()
+
+
+def test_database_size_bound_answers_quota_exceeded(tmp_path: Path):
+    port = free_port()
+    broker = Petrel(tmp_path / "data", port, ["--max-database-size", "300000"]).start()
+    client, acks = _paho_v5(port, "size-v5")
+    try:
+        sub = RawClient("size-sub").connect(port, clean=False)
+        sub.subscribe("fill/#", 1)
+        sub.disconnect()
+        refused = False
+        for i in range(400):
+            mid = client.publish("fill/x", b"f" * 4000, qos=1).mid
+            assert _wait_for(lambda: mid in acks, 5)
+            if acks[mid] == 0x97:
+                refused = True
+                break
+            assert acks[mid] < 0x80
+        assert refused, "the database size bound was never reached"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        broker.stop()
