@@ -49,6 +49,10 @@ public final class SQLiteBrokerStore: BrokerStore {
     private let wakeWriter = DispatchSemaphore(value: 0)
     private let writerStopped = DispatchSemaphore(value: 0)
     private let onError: @Sendable (String) -> Void
+    /// Mirrors `pending.count` (written under the lock) so a full batch can be noticed without taking it again.
+    private let pendingCount = Atomic<Int>(0)
+    /// Set when a full batch woke the writer; cleared when the writer takes the batch.
+    private let wakeSent = Atomic<Bool>(false)
 
     enum Operation: Sendable {
         case saveSession(StoredSession)
@@ -202,7 +206,7 @@ public final class SQLiteBrokerStore: BrokerStore {
             if let owned = state.deliveries.removeValue(forKey: clientIdentifier) {
                 for key in owned.values { Self.release(key, &state) }
             }
-            Self.append(.removeSession(clientIdentifier), &state)
+            self.append(.removeSession(clientIdentifier), &state)
         }
         self.wakeIfFull()
     }
@@ -227,13 +231,13 @@ public final class SQLiteBrokerStore: BrokerStore {
                     let id = state.nextMessageID
                     state.nextMessageID += 1
                     state.messages[key] = MessageEntry(id: id, references: 1, message: delivery.message)
-                    Self.append(.insertMessage(id, delivery.message), &state)
+                    self.append(.insertMessage(id, delivery.message), &state)
                 }
                 state.deliveries[clientIdentifier, default: [:]][delivery.sequence] = key
                 if let previous { Self.release(previous, &state) }
             }
             let id = state.messages[key]!.id
-            Self.append(.saveDelivery(clientIdentifier, delivery, messageID: id), &state)
+            self.append(.saveDelivery(clientIdentifier, delivery, messageID: id), &state)
         }
         self.wakeIfFull()
     }
@@ -241,7 +245,7 @@ public final class SQLiteBrokerStore: BrokerStore {
     public func deliveryRemoved(clientIdentifier: String, sequence: UInt64) {
         self.state.withLock { state in
             if let key = state.deliveries[clientIdentifier]?.removeValue(forKey: sequence) {
-                Self.append(.removeDelivery(clientIdentifier, sequence), &state)
+                self.append(.removeDelivery(clientIdentifier, sequence), &state)
                 Self.release(key, &state)
             }
         }
@@ -260,7 +264,7 @@ public final class SQLiteBrokerStore: BrokerStore {
         self.state.withLock { state in
             let size = message.payload.readableBytes + message.topic.utf8.count
             state.retainedBytes += size - (state.retainedSizes.updateValue(size, forKey: message.topic) ?? 0)
-            Self.append(.setRetained(message), &state)
+            self.append(.setRetained(message), &state)
         }
         self.wakeIfFull()
     }
@@ -268,7 +272,7 @@ public final class SQLiteBrokerStore: BrokerStore {
     public func retainedRemoved(topic: String) {
         self.state.withLock { state in
             state.retainedBytes -= state.retainedSizes.removeValue(forKey: topic) ?? 0
-            Self.append(.removeRetained(topic), &state)
+            self.append(.removeRetained(topic), &state)
         }
         self.wakeIfFull()
     }
@@ -332,7 +336,7 @@ public final class SQLiteBrokerStore: BrokerStore {
     // MARK: - Batching
 
     private func append(_ operation: Operation) {
-        self.state.withLock { Self.append(operation, &$0) }
+        self.state.withLock { self.append(operation, &$0) }
         self.wakeIfFull()
     }
 
@@ -341,10 +345,19 @@ public final class SQLiteBrokerStore: BrokerStore {
         state.appended += 1
     }
 
+    private func append(_ operation: Operation, _ state: inout WriterState) {
+        Self.append(operation, &state)
+        self.pendingCount.store(state.pending.count, ordering: .relaxed)
+    }
+
+    /// Wakes the writer when the batch reached `commitBatch` writes (read from the lock-free mirror the appends
+    /// keep, so the engine's calls take the store's lock once).
     private func wakeIfFull() {
-        // Reading the count without the lock would race; the batch size check is cheap under it.
-        let full = self.state.withLock { $0.pending.count == self.configuration.commitBatch }
-        if full { self.wakeWriter.signal() }
+        if self.pendingCount.load(ordering: .relaxed) >= self.configuration.commitBatch,
+            self.wakeSent.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+        {
+            self.wakeWriter.signal()
+        }
     }
 
     /// Drops one delivery's reference to a message row; the row goes with the last one.
@@ -389,6 +402,8 @@ public final class SQLiteBrokerStore: BrokerStore {
             let (batch, upTo, stopping) = self.state.withLock { state in
                 let batch = state.pending
                 state.pending.removeAll(keepingCapacity: true)
+                self.pendingCount.store(0, ordering: .relaxed)
+                self.wakeSent.store(false, ordering: .relaxed)
                 return (batch, state.appended, state.stopping)
             }
             if batch.isEmpty {
