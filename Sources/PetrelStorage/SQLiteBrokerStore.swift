@@ -550,12 +550,60 @@ public final class SQLiteBrokerStore: BrokerStore {
 
     // MARK: - Loading
 
+    struct RetainedLoad: Sendable {
+        var messages: [Message] = []
+        var sizes: [String: Int] = [:]
+        var bytes = 0
+    }
+
+    private final class RetainedLoadBox: Sendable {
+        let result = Mutex<Result<RetainedLoad, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+    }
+
+    /// Reads sessions on this thread while two other threads read the halves of the retained messages on
+    /// read-only connections (retained messages are the largest part of a start).
     private static func load(_ database: DatabaseQueue, into state: inout WriterState) throws -> BrokerStoreSnapshot {
+        let path = database.path
+        let boxes = [RetainedLoadBox(), RetainedLoadBox()]
         do {
-            return try database.read { db in try Self.read(db, into: &state) }
+            let maximum = try database.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(MAX(rowid), 0) FROM retained") } ?? 0
+            let split = maximum / 2
+            for (index, box) in boxes.enumerated() {
+                let range = index == 0 ? (Int64.min, split) : (split, Int64.max)
+                let thread = Thread {
+                    let result = Result<RetainedLoad, any Error> {
+                        var configuration = Configuration()
+                        configuration.readonly = true
+                        let reader = try DatabaseQueue(path: path, configuration: configuration)
+                        defer { try? reader.close() }
+                        return try reader.read { try Self.readRetained($0, after: range.0, upTo: range.1) }
+                    }
+                    box.result.withLock { $0 = result }
+                    box.done.signal()
+                }
+                thread.name = "petrel-storage-load"
+                thread.start()
+            }
+        } catch {
+            throw Self.describe(error, path: database.path, opening: true)
+        }
+        do {
+            var snapshot = try database.read { db in try Self.read(db, into: &state) }
+            for box in boxes { box.done.wait() }
+            var first = try boxes[0].result.withLock { $0! }.get()
+            let second = try boxes[1].result.withLock { $0! }.get()
+            first.messages.append(contentsOf: second.messages)
+            first.sizes.merge(second.sizes) { $1 }
+            snapshot.retained = first.messages
+            state.retainedSizes = first.sizes
+            state.retainedBytes = first.bytes + second.bytes
+            return snapshot
         } catch let error as StorageError {
+            for box in boxes { box.done.wait() }
             throw error
         } catch {
+            for box in boxes { box.done.wait() }
             throw Self.describe(error, path: database.path, opening: true)
         }
     }
@@ -590,7 +638,7 @@ public final class SQLiteBrokerStore: BrokerStore {
             if let topic: String = row[3] {
                 will = MQTTPacket.Will(
                     topic: topic,
-                    payload: buffer(row[4]),
+                    payload: try row.withUnsafeData(atIndex: 4) { buffer($0) },
                     qos: try qos(row[5] ?? 0),
                     retain: row[6] ?? false,
                     properties: try StorageCoding.decodeProperties((row[7] as Data?).map { [UInt8]($0) }, context: .will)
@@ -633,7 +681,7 @@ public final class SQLiteBrokerStore: BrokerStore {
             let expires: Int64? = row[6]
             messages[id] = Message(
                 topic: row[1],
-                payload: buffer(row[2]),
+                payload: try row.withUnsafeData(atIndex: 2) { buffer($0) },
                 qos: try qos(row[3]),
                 retain: row[4],
                 properties: try StorageCoding.decodeProperties((row[5] as Data?).map { [UInt8]($0) }, context: .publish),
@@ -687,26 +735,39 @@ public final class SQLiteBrokerStore: BrokerStore {
             sessions[client]!.inboundQoS2PacketIdentifiers.append(UInt16(clamping: row[1] as Int))
         }
 
-        var retained: [Message] = []
+        return BrokerStoreSnapshot(sessions: Array(sessions.values), retained: [])
+    }
+
+    private static func readRetained(_ db: Database, after lower: Int64, upTo upper: Int64) throws -> RetainedLoad {
+        let engineNow = NIODeadline.now()
+        let wallNow = StorageCoding.wallClockMilliseconds()
+        let allocator = ByteBufferAllocator()
+        func buffer(_ data: Data?) -> ByteBuffer {
+            guard let data else { return allocator.buffer(capacity: 0) }
+            var buffer = allocator.buffer(capacity: data.count)
+            buffer.writeBytes(data)
+            return buffer
+        }
+        var load = RetainedLoad()
         let retainedRows = try Row.fetchCursor(db, sql: """
-            SELECT topic, payload, qos, properties, expires_at_ms, publisher FROM retained
-            """)
+            SELECT topic, payload, qos, properties, expires_at_ms, publisher FROM retained WHERE rowid > ? AND rowid <= ?
+            """, arguments: [lower, upper])
         while let row = try retainedRows.next() {
             let expires: Int64? = row[4]
             let message = Message(
                 topic: row[0],
-                payload: buffer(row[1]),
+                payload: try row.withUnsafeData(atIndex: 1) { buffer($0) },
                 qos: try qos(row[2]),
                 retain: true,
                 properties: try StorageCoding.decodeProperties((row[3] as Data?).map { [UInt8]($0) }, context: .publish),
                 expiresAt: expires.map { StorageCoding.engineClock($0, engineNow: engineNow, wallNow: wallNow) },
                 publisherClientIdentifier: row[5]
             )
-            retained.append(message)
+            load.messages.append(message)
             let size = message.payload.readableBytes + message.topic.utf8.count
-            state.retainedSizes[message.topic] = size
-            state.retainedBytes += size
+            load.sizes[message.topic] = size
+            load.bytes += size
         }
-        return BrokerStoreSnapshot(sessions: Array(sessions.values), retained: retained)
+        return load
     }
 }
