@@ -22,7 +22,7 @@ public enum StorageDurability: String, Sendable, CaseIterable {
 /// Settings of a `SQLiteBrokerStore`.
 public struct SQLiteStoreConfiguration: Sendable {
     public var durability: StorageDurability = .batched
-    public var commitInterval: Duration = .milliseconds(10)
+    public var commitInterval: Duration = .milliseconds(2)
     /// Writes that start a commit without waiting for the interval.
     public var commitBatch: Int = 1000
     /// Retained messages kept at most; a new retained topic beyond is refused (0x97).
@@ -283,7 +283,7 @@ public final class SQLiteBrokerStore: BrokerStore {
             state.appended == state.committed ? nil : state.appended
         }
         guard let sequence else { return nil }
-        if self.configuration.durability == .sync { self.wakeWriter.signal() }
+        self.wakeWriter.signal()
         return Ticket(store: self, sequence: sequence)
     }
 
@@ -396,9 +396,25 @@ public final class SQLiteBrokerStore: BrokerStore {
         let interval = self.configuration.commitInterval
         let nanoseconds = interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
         var retryDelay = 0
+        var lastCommit = DispatchTime.now()
+        let spacing = DispatchTimeInterval.nanoseconds(Int(max(nanoseconds, 100_000)))
         while true {
-            let wait = retryDelay > 0 ? Int64(retryDelay) * 1_000_000 : max(nanoseconds, 100_000)
-            _ = self.wakeWriter.wait(timeout: .now() + .nanoseconds(Int(wait)))
+            if retryDelay > 0 {
+                _ = self.wakeWriter.wait(timeout: .now() + .milliseconds(retryDelay))
+            } else {
+                // Woken at once by a waiting acknowledgement (sync, batched) or a full batch.
+                _ = self.wakeWriter.wait(timeout: .now() + spacing)
+            }
+            if self.configuration.durability != .sync {
+                // At most one commit per interval (counted from the start of the previous one), unless the batch
+                // is full: an idle writer commits at once, a busy one groups what arrives within the interval.
+                let earliest = lastCommit + spacing
+                let now = DispatchTime.now()
+                if now < earliest, self.pendingCount.load(ordering: .relaxed) < self.configuration.commitBatch {
+                    let nanoseconds = earliest.uptimeNanoseconds - now.uptimeNanoseconds
+                    usleep(useconds_t(min(nanoseconds / 1000, 1_000_000)))
+                }
+            }
             let (batch, upTo, stopping) = self.state.withLock { state in
                 let batch = state.pending
                 state.pending.removeAll(keepingCapacity: true)
@@ -410,6 +426,7 @@ public final class SQLiteBrokerStore: BrokerStore {
                 if stopping { break }
                 continue
             }
+            lastCommit = DispatchTime.now()
             do {
                 let size = try self.database.write { db in
                     for operation in batch { try Self.apply(operation, db) }

@@ -20,7 +20,7 @@ struct StorageOptions: ParsableArguments {
     var durability: StorageDurability = .batched
 
     @Option(name: .long, help: "Longest wait before a group commit, in milliseconds.")
-    var commitIntervalMs: Int = 10
+    var commitIntervalMs: Int = 2
 
     @Option(name: .long, help: "Writes that start a group commit without waiting for the interval.")
     var commitBatch: Int = 1000

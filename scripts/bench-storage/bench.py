@@ -75,7 +75,8 @@ def run_once(port: int, count: int, window: int) -> tuple[float, float]:
 def throughput(args) -> None:
     setups = [
         ("petrel sqlite sync", [PETREL, "serve", "--durability", "sync"]),
-        ("petrel sqlite batched", [PETREL, "serve", "--durability", "batched"]),
+        *[(f"petrel sqlite batched, {ms} ms", [PETREL, "serve", "--durability", "batched", "--commit-interval-ms", str(ms)])
+          for ms in args.intervals],
         ("petrel sqlite none", [PETREL, "serve", "--durability", "none"]),
         ("petrel memory", [PETREL, "serve", "--storage", "memory"]),
     ]
@@ -85,6 +86,8 @@ def throughput(args) -> None:
     print(f"| setup | {args.count} QoS 1 msgs, window {args.window}: acked msg/s | delivered msg/s |")
     print("| --- | --- | --- |")
     for name, command in setups:
+        if args.only and args.only not in name:
+            continue
         work = Path(tempfile.mkdtemp(prefix="petrel-bench-"))
         port = free_port()
         if command is None:
@@ -139,6 +142,8 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--count", type=int, default=20000)
     t.add_argument("--window", type=int, default=100)
+    t.add_argument("--intervals", type=int, nargs="*", default=[10, 2])
+    t.add_argument("--only", default="")
     s = sub.add_parser("startup")
     s.add_argument("data_dir")
     args = parser.parse_args()
