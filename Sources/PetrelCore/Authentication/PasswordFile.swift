@@ -79,6 +79,13 @@ public struct PasswordAuthenticator: Authenticator {
     public let users: [String: SCRAMCredential]
     public let allowAnonymous: Bool
 
+    private static let decoy = SCRAMCredential(
+        iterations: SCRAMSHA256.defaultIterations,
+        salt: Array("petrel-decoy-salt".utf8),
+        storedKey: [UInt8](repeating: 0, count: 32),
+        serverKey: [UInt8](repeating: 0, count: 32)
+    )
+
     public init(users: [String: SCRAMCredential], allowAnonymous: Bool) {
         self.users = users
         self.allowAnonymous = allowAnonymous
@@ -92,7 +99,9 @@ public struct PasswordAuthenticator: Authenticator {
         guard let user = credentials.username else {
             return self.allowAnonymous ? .accept(user: nil) : .refuse(.notAuthorized)
         }
-        guard let password = credentials.password, let credential = self.users[user] else {
+        guard let credential = self.users[user], let password = credentials.password else {
+            // The same work as a real check, so that the answer's timing does not tell which users exist.
+            _ = Self.decoy.matches(password: credentials.password ?? [])
             return .refuse(.badUserNameOrPassword)
         }
         return credential.matches(password: password) ? .accept(user: user) : .refuse(.badUserNameOrPassword)
