@@ -239,3 +239,24 @@ def test_bad_password_file_stops_start(tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert "line 1" in proc.stderr
+
+
+def test_passwd_file_format_and_delete(tmp_path):
+    path = tmp_path / "users"
+    subprocess.run([str(petrel_binary()), "passwd", str(path), "carol", "--password", "pw", "--iterations", "1000"],
+                   check=True, timeout=30)
+    subprocess.run([str(petrel_binary()), "passwd", str(path), "dave", "--password", "pw2"], check=True, timeout=30)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    lines = path.read_text().splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["carol", "dave"]
+    # user:SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, checked with hashlib.
+    _, verifier = lines[0].split(":", 1)
+    scheme, params, keys = verifier.split("$")
+    iterations, salt = params.split(":")
+    stored_key, server_key = (base64.b64decode(k) for k in keys.split(":"))
+    assert scheme == "SCRAM-SHA-256" and iterations == "1000"
+    salted = hashlib.pbkdf2_hmac("sha256", b"pw", base64.b64decode(salt), 1000)
+    assert stored_key == hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    assert server_key == hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    subprocess.run([str(petrel_binary()), "passwd", str(path), "carol", "--delete"], check=True, timeout=30)
+    assert [line.split(":", 1)[0] for line in path.read_text().splitlines()] == ["dave"]
