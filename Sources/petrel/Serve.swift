@@ -53,6 +53,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Longest session expiry interval granted to MQTT 5 clients, in seconds.")
     var maxSessionExpiry: UInt32?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Users allowed to connect (user name and password, or SCRAM-SHA-256); create it with 'petrel passwd'.",
+            valueName: "file"
+        )
+    )
+    var passwordFile: String?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Let clients without credentials connect (default: yes without --password-file, no with one)."
+    )
+    var allowAnonymous: Bool?
+
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
 
@@ -84,6 +99,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "petrel")
+        // A bad password file stops the start with a clear error.
+        let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
 
         var configuration = ServerConfiguration()
         configuration.hosts = host
@@ -98,8 +115,21 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.connectTimeout = .seconds(connectTimeout)
         configuration.broker.serverKeepAlive = serverKeepAlive
         if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
+        let anonymous = allowAnonymous ?? (passwords == nil)
+        if passwords != nil || !anonymous {
+            configuration.broker.authenticator = PasswordAuthenticator(
+                file: passwords ?? PasswordFile(),
+                allowAnonymous: anonymous
+            )
+        }
 
         logger.notice("Petrel \(Petrel.version) starting", metadata: ["pid": "\(getpid())"])
+        if let passwords, let passwordFile {
+            logger.notice(
+                "Loaded password file",
+                metadata: ["file": "\(passwordFile)", "users": "\(passwords.entries.count)", "anonymous": "\(anonymous)"]
+            )
+        }
         let store: any BrokerStore
         let sqlite: SQLiteBrokerStore?
         switch storage.storage {
