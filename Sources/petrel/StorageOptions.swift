@@ -19,7 +19,7 @@ struct StorageOptions: ParsableArguments {
     @Option(name: .long, help: "When a QoS 1/2 acknowledgement is sent: sync (after fsync), batched (after its group commit), none (at once).")
     var durability: StorageDurability = .batched
 
-    @Option(name: .long, help: "Longest wait before a group commit, in milliseconds.")
+    @Option(name: .long, help: "batched: at most one group commit per this many milliseconds while busy; none: background commit period.")
     var commitIntervalMs: Int = 2
 
     @Option(name: .long, help: "Writes that start a group commit without waiting for the interval.")
