@@ -355,3 +355,42 @@ def test_database_size_bound_answers_quota_exceeded(tmp_path: Path):
         client.loop_stop()
         client.disconnect()
         broker.stop()
+
+
+def test_full_disk_refuses_cleanly(tmp_path: Path):
+    """A data directory on a full file system: QoS 1 messages stop being acknowledged (connection closed, 3.1.1),
+    the error is logged, the broker keeps running and answers the next clients."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount_point)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    port = free_port()
+    broker = Petrel(mount_point / "data", port, log=tmp_path / "full.log")
+    try:
+        broker.start()
+        sub = RawClient("full-sub").connect(port, clean=False)
+        sub.subscribe("full/#", 1)
+        sub.disconnect()
+        acked = set()
+        refused = False
+        pub = None
+        for i in range(1, 200):
+            if pub is None or pub.closed.is_set():
+                pub = RawClient("full-pub", on_ack=lambda kind, pid: acked.add(pid)).connect(port, clean=True)
+            pub.publish("full/x", b"z" * 16000, 1, i)
+            _wait_for(lambda: i in acked or pub.closed.is_set(), 5)
+            if i not in acked:
+                refused = True
+                break
+        assert refused, "the full disk was never noticed"
+        assert broker.proc.poll() is None, "the broker died"
+        assert _wait_for(lambda: "storage commit failed" in broker.log_text(), 5), broker.log_text()
+        # Still serving: a new client connects and gets a PINGRESP-free round trip through SUBSCRIBE.
+        probe = RawClient("full-probe").connect(port, clean=True)
+        probe.subscribe("probe", 0)
+        probe.disconnect()
+    finally:
+        broker.kill()
+        subprocess.run(["umount", str(mount_point)], capture_output=True)
