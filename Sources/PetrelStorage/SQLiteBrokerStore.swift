@@ -348,6 +348,8 @@ public final class SQLiteBrokerStore: BrokerStore {
     private func append(_ operation: Operation, _ state: inout WriterState) {
         Self.append(operation, &state)
         self.pendingCount.store(state.pending.count, ordering: .relaxed)
+        // The first write of a batch wakes an idle writer (which otherwise sleeps up to a second).
+        if state.pending.count == 1 { self.wakeWriter.signal() }
     }
 
     /// Wakes the writer when the batch reached `commitBatch` writes (read from the lock-free mirror the appends
@@ -402,8 +404,8 @@ public final class SQLiteBrokerStore: BrokerStore {
             if retryDelay > 0 {
                 _ = self.wakeWriter.wait(timeout: .now() + .milliseconds(retryDelay))
             } else {
-                // Woken at once by a waiting acknowledgement (sync, batched) or a full batch.
-                _ = self.wakeWriter.wait(timeout: .now() + spacing)
+                // Woken by the first write of a batch, a waiting acknowledgement or a full batch; idle otherwise.
+                _ = self.wakeWriter.wait(timeout: .now() + .seconds(1))
             }
             if self.configuration.durability != .sync {
                 // At most one commit per interval (counted from the start of the previous one), unless the batch
