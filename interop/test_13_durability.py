@@ -394,3 +394,52 @@ def test_full_disk_refuses_cleanly(tmp_path: Path):
     finally:
         broker.kill()
         subprocess.run(["umount", str(mount_point)], capture_output=True)
+
+
+def test_mqtt5_properties_and_expiry_survive_restart(tmp_path: Path):
+    """A retained MQTT 5 message keeps its properties and its Message Expiry Interval keeps running across a
+    restart; a queued message for an MQTT 5 session with an expiry interval is delivered after it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    data = tmp_path / "data"
+    port = free_port()
+    broker = Petrel(data, port).start()
+    try:
+        pub, acks = _paho_v5(port, "v5-pub")
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "text/plain"
+        props.UserProperty = [("k", "v")]
+        props.MessageExpiryInterval = 120
+        info = pub.publish("keep/v5", b"with-props", qos=1, retain=True, properties=props)
+        assert _wait_for(lambda: info.mid in acks, 5)
+        short = Properties(PacketTypes.PUBLISH)
+        short.MessageExpiryInterval = 1
+        info = pub.publish("keep/short", b"expires", qos=1, retain=True, properties=short)
+        assert _wait_for(lambda: info.mid in acks, 5)
+        pub.loop_stop()
+        pub.disconnect()
+        assert broker.stop() == 0
+        time.sleep(1.5)  # the short message expires while the broker is down
+
+        broker = Petrel(data, port).start()
+        got = []
+        sub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="v5-sub", protocol=mqtt.MQTTv5)
+        sub.on_message = lambda c, u, m: got.append(m)
+        sub.connect("127.0.0.1", port)
+        sub.loop_start()
+        sub.subscribe("keep/#", qos=1)
+        assert _wait_for(lambda: len(got) >= 1, 5)
+        time.sleep(0.3)
+        assert [m.topic for m in got] == ["keep/v5"]
+        message = got[0]
+        assert message.payload == b"with-props" and message.retain
+        assert message.properties.ContentType == "text/plain"
+        assert message.properties.UserProperty == [("k", "v")]
+        assert 100 <= message.properties.MessageExpiryInterval <= 120
+        sub.loop_stop()
+        sub.disconnect()
+    finally:
+        broker.kill()
