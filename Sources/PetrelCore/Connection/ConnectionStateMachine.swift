@@ -438,7 +438,7 @@ public struct ConnectionStateMachine {
             properties.topicAliasMaximum = 0
             properties.wildcardSubscriptionAvailable = 1
             properties.subscriptionIdentifierAvailable = 1
-            properties.sharedSubscriptionAvailable = 0
+            properties.sharedSubscriptionAvailable = 1
             properties.serverKeepAlive = configuration.serverKeepAlive  // [MQTT-3.1.2-21]
             if expiry != requestedExpiry { properties.sessionExpiryInterval = expiry }
             if assigned { properties.assignedClientIdentifier = clientIdentifier }  // [MQTT-3.2.2-16]
@@ -464,6 +464,7 @@ public struct ConnectionStateMachine {
         if let previous = opening.previousOwner {
             actions.addWakers([previous])
         }
+        actions.addWakers(opening.wakers)
         if opening.sessionPresent {
             // Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1].
             actions.outbound.append(contentsOf: opening.session.retransmissions(token: token, now: now))
@@ -616,12 +617,16 @@ public struct ConnectionStateMachine {
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [(Message, QoS, UInt32?)] = []
         for requested in subscribe.subscriptions {
+            var shared = false
             switch MQTTTopic.parseSharedSubscription(requested.filter) {
             case .shared:
-                // Shared Subscription Available is 0 (v5 0x9E; 3.1.1 failure 0x80).
-                reasonCodes.append(v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
-                continue
+                // It is a Protocol Error to set No Local on a Shared Subscription [MQTT-3.8.3-4].
+                if v5 && requested.options.noLocal {
+                    return self.protocolViolation(.protocolError, "No Local on a shared subscription", now: now)
+                }
+                shared = true
             case .invalid:
+                // A share name must not be empty nor contain `/`, `+` or `#` [MQTT-4.8.2-1, MQTT-4.8.2-2].
                 reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
                 continue
             case .notShared:
@@ -646,12 +651,14 @@ public struct ConnectionStateMachine {
             reasonCodes.append(ReasonCode(options.qos.rawValue))
             // Retained messages: on every subscribe (Retain Handling 0), only on a new one (1), never (2)
             // [MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11]; 3.1.1 [MQTT-3.3.1-6].
-            let sendRetained: Bool
+            var sendRetained: Bool
             switch options.retainHandling {
             case .sendOnSubscribe: sendRetained = true
             case .sendOnNewSubscribe: sendRetained = !existed
             case .doNotSend: sendRetained = false
             }
+            // Retained messages are not sent when a shared subscription is made (spec 4.8.2, 3.8.4).
+            if shared { sendRetained = false }
             if sendRetained && configuration.retainAvailable {
                 for message in self.broker.retainedMessages(matching: requested.filter, now: now) {
                     retainedToSend.append((message, min(message.qos, options.qos), identifier))

@@ -12,6 +12,8 @@ struct InflightDelivery: Sendable {
     var packetIdentifier: UInt16
     /// `.publishSent` or `.pubrecReceived`.
     var state: DeliveryState
+    /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
+    var sharedOrigin: SharedOrigin? = nil
 }
 
 /// A delivery waiting in the session queue.
@@ -23,6 +25,8 @@ struct QueuedDelivery: Sendable {
     var subscriptionIdentifiers: [UInt32]
     /// Whether the store was told about it (QoS 1/2 of a persistent session, or QoS 0 queued offline).
     var stored: Bool
+    /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
+    var sharedOrigin: SharedOrigin? = nil
 }
 
 /// The connection a session is attached to: a token that only that connection knows, and its waker.
@@ -212,19 +216,32 @@ final class Session: Sendable {
         var owner: SessionOwner?
         var filters: [String]
         var wasPersistent: Bool
+        /// Shared-subscription messages not yet received by the client: queued, or sent and not acknowledged
+        /// (a QoS 2 message whose PUBREC arrived is the client's already).
+        var sharedOrphans: [SharedOrphan] = []
     }
 
     /// Marks the session ended (removed from the broker) and returns what the broker must clean up. With
     /// `onlyIfDetached`, a session a connection has (re)attached to is left alone and nil is returned.
     func end(onlyIfDetached: Bool) -> EndResult? {
-        self.state.withLock { state in
+        self.state.withLock { state -> EndResult? in
             if state.ended { return nil }
             if onlyIfDetached && state.owner != nil { return nil }
-            let result = EndResult(
+            var result = EndResult(
                 owner: state.owner,
                 filters: Array(state.subscriptions.keys),
                 wasPersistent: state.isPersistent
             )
+            for entry in state.inflight where entry.state == .publishSent {
+                if let origin = entry.sharedOrigin {
+                    result.sharedOrphans.append(SharedOrphan(message: entry.message, origin: origin, session: self))
+                }
+            }
+            for entry in state.queue {
+                if let origin = entry.sharedOrigin {
+                    result.sharedOrphans.append(SharedOrphan(message: entry.message, origin: origin, session: self))
+                }
+            }
             state.ended = true
             state.owner = nil
             state.wakePending = false
@@ -317,11 +334,14 @@ final class Session: Sendable {
         qos: QoS,
         retain: Bool,
         subscriptionIdentifiers: [UInt32],
-        configuration: BrokerConfiguration
+        configuration: BrokerConfiguration,
+        requireOnline: Bool = false,
+        sharedOrigin: SharedOrigin? = nil
     ) -> EnqueueOutcome {
         self.state.withLock { state in
             if state.ended { return .discarded }
             let online = state.owner != nil
+            if requireOnline && !online { return .discarded }
             if !online && qos == .atMostOnce && !configuration.queueQoS0ForOfflineSessions {
                 return .discarded
             }
@@ -343,7 +363,8 @@ final class Session: Sendable {
                 qos: qos,
                 retain: retain,
                 subscriptionIdentifiers: subscriptionIdentifiers,
-                stored: stored
+                stored: stored,
+                sharedOrigin: sharedOrigin
             )
             state.queue.append(delivery)
             state.queuedBytes += size
@@ -411,7 +432,8 @@ final class Session: Sendable {
                     retain: head.retain,
                     subscriptionIdentifiers: head.subscriptionIdentifiers,
                     packetIdentifier: identifier,
-                    state: .publishSent
+                    state: .publishSent,
+                    sharedOrigin: head.sharedOrigin
                 )
                 state.inflight.append(entry)
                 state.inflightIdentifiers.insert(identifier)

@@ -58,7 +58,7 @@ struct ConnectTests {
         #expect(ack.properties.topicAliasMaximum == 0)
         #expect(ack.properties.wildcardSubscriptionAvailable == 1)
         #expect(ack.properties.subscriptionIdentifierAvailable == 1)
-        #expect(ack.properties.sharedSubscriptionAvailable == 0)
+        #expect(ack.properties.sharedSubscriptionAvailable == 1)
         #expect(ack.properties.serverKeepAlive == 30)
         #expect(ack.properties.sessionExpiryInterval == 100)
         #expect(ack.properties.assignedClientIdentifier == nil)
