@@ -28,6 +28,10 @@ public struct ConnectionStateMachine {
         let maximumPacketSize: UInt32?
         /// Request Problem Information (v5); false means no Reason String on acks [MQTT-3.1.2-29].
         let requestProblemInformation: Bool
+        /// Topic aliases the client set on this connection (v5); never carried to another [MQTT-3.3.2-7].
+        var inboundTopicAliases: [UInt16: String] = [:]
+        /// Topic aliases the broker sets towards the client (v5).
+        var outboundTopicAliases = OutboundTopicAliases(capacity: 0)
 
         init(
             version: ProtocolVersion,
@@ -264,12 +268,34 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions(
             logs: [self.log(.debug, "Outbound PUBLISH larger than the client's Maximum Packet Size dropped", ["mqtt.topic": publish.message.topic])]
         )
+        if let alias = publish.topicAlias, !publish.omitsTopic {
+            // The alias was never sent with its topic: the client does not know it.
+            context.outboundTopicAliases.forget(alias)
+        }
         if let identifier = publish.packetIdentifier, publish.qos != .atMostOnce {
             if context.session.discardInflight(packetIdentifier: identifier, token: context.token) {
                 actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
             }
         }
         return actions
+    }
+
+    /// Called by the server right before it encodes `publish`, in send order: gives the delivery an outbound
+    /// Topic Alias when the client accepts them (v5 Topic Alias Maximum > 0), sending the topic with a new
+    /// alias once and then the alias with an empty topic.
+    public mutating func prepareForSending(_ publish: OutboundPublish) -> OutboundPublish {
+        guard let context, context.version.isV5 else { return publish }
+        var prepared = publish
+        switch context.outboundTopicAliases.assign(publish.message.topic) {
+        case .none:
+            break
+        case .set(let alias):
+            prepared.topicAlias = alias
+        case .use(let alias):
+            prepared.topicAlias = alias
+            prepared.omitsTopic = true
+        }
+        return prepared
     }
 
     // MARK: - Ending the connection
@@ -424,6 +450,11 @@ public struct ConnectionStateMachine {
             maximumPacketSize: version.isV5 ? connect.properties.maximumPacketSize : nil,
             requestProblemInformation: (connect.properties.requestProblemInformation ?? 1) != 0
         )
+        if version.isV5 {
+            context.outboundTopicAliases = OutboundTopicAliases(
+                capacity: Int(min(connect.properties.topicAliasMaximum ?? 0, configuration.maximumOutboundTopicAliases))
+            )
+        }
         self.context = context
         self.phase = .connected
         self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
@@ -435,7 +466,7 @@ public struct ConnectionStateMachine {
             if configuration.maximumQoS < .exactlyOnce { properties.maximumQoS = configuration.maximumQoS.rawValue }
             if !configuration.retainAvailable { properties.retainAvailable = 0 }
             properties.maximumPacketSize = configuration.maximumPacketSize
-            properties.topicAliasMaximum = 0
+            properties.topicAliasMaximum = configuration.topicAliasMaximum
             properties.wildcardSubscriptionAvailable = 1
             properties.subscriptionIdentifierAvailable = 1
             properties.sharedSubscriptionAvailable = 1
@@ -478,14 +509,29 @@ public struct ConnectionStateMachine {
     private mutating func handlePublish(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
         let v5 = context.version.isV5
-        if v5, publish.properties.topicAlias != nil {
-            // Topic Alias Maximum is 0, so any Topic Alias is invalid (spec 3.3.2.3.4).
-            return self.protocolViolation(.topicAliasInvalid, "Topic Alias not allowed", now: now)
+        var topic = publish.topic
+        if v5, let alias = publish.properties.topicAlias {
+            // Alias 0 [MQTT-3.3.2-8] or above the Topic Alias Maximum of the CONNACK [MQTT-3.3.2-9]: 0x94. Every
+            // alias from 1 to that maximum is accepted [MQTT-3.3.2-12].
+            guard alias != 0, alias <= configuration.topicAliasMaximum else {
+                return self.protocolViolation(.topicAliasInvalid, "Topic Alias \(alias) out of range", now: now)
+            }
+            if topic.isEmpty {
+                guard let known = context.inboundTopicAliases[alias] else {
+                    return self.protocolViolation(.protocolError, "Topic Alias \(alias) used before it was set", now: now)
+                }
+                topic = known
+            } else {
+                guard MQTTTopic.isValidTopicName(topic) else {
+                    return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
+                }
+                context.inboundTopicAliases[alias] = topic
+            }
         }
-        if publish.topic.isEmpty {
+        if topic.isEmpty {
             return self.protocolViolation(.protocolError, "Empty topic without Topic Alias", now: now)
         }
-        guard MQTTTopic.isValidTopicName(publish.topic) else {
+        guard MQTTTopic.isValidTopicName(topic) else {
             return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
         }
         if v5, !publish.properties.subscriptionIdentifiers.isEmpty {
@@ -503,7 +549,7 @@ public struct ConnectionStateMachine {
         }
 
         let message = Message(
-            topic: publish.topic,
+            topic: topic,
             payload: publish.payload,
             qos: min(publish.qos, configuration.maximumQoS),
             retain: publish.retain,

@@ -246,6 +246,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
+        let delivery = machine.prepareForSending(delivery)
         let encoded: PublishEncoding.Encoded
         do {
             encoded = try PublishEncoding.encode(delivery, version: version, allocator: context.channel.allocator)

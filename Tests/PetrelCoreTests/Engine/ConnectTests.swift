@@ -55,7 +55,7 @@ struct ConnectTests {
         #expect(ack.properties.maximumQoS == 1)
         #expect(ack.properties.retainAvailable == 0)
         #expect(ack.properties.maximumPacketSize == 1_048_576)
-        #expect(ack.properties.topicAliasMaximum == 0)
+        #expect(ack.properties.topicAliasMaximum == 16)
         #expect(ack.properties.wildcardSubscriptionAvailable == 1)
         #expect(ack.properties.subscriptionIdentifierAvailable == 1)
         #expect(ack.properties.sharedSubscriptionAvailable == 1)
