@@ -56,6 +56,8 @@ public final class Broker: Sendable {
     let retainedIndex = ReadWriteLocked(RetainedMessageIndex<Message>())
     let registry = Mutex(SessionRegistry())
     private let tokens = Atomic<UInt64>(1)
+    /// Where the next tick's purge of expired queued messages starts.
+    private let purgeCursor = Atomic<UInt64>(0)
     private let assignedIdentifiers = Atomic<UInt64>(1)
     private let assignedIdentifierPrefix: String
 
@@ -167,18 +169,21 @@ public final class Broker: Sendable {
             messagesDroppedQueueFull: self.counters.messagesDroppedQueueFull.load(ordering: .relaxed),
             messagesDroppedExpired: self.counters.messagesDroppedExpired.load(ordering: .relaxed),
             messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
+            packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
             sessions: self.registry.withLock { $0.sessions.count },
             retainedMessages: self.retainedIndex.withReadLock { $0.count }
         )
     }
 
     /// Fires delayed wills that are due, ends detached sessions whose expiry interval has passed (publishing
-    /// their pending will first) and drops expired retained messages. Queued messages that expire are dropped
-    /// when they reach the head of their queue. Call about once a second.
+    /// their pending will first), drops expired retained messages and purges expired queued messages
+    /// [MQTT-3.3.2-5] (at most `expiryPurgeBudget` queue entries per call, continuing where the last call
+    /// stopped). Call about once a second.
     public func tick(now: NIODeadline) -> BrokerTickResult {
         var result = BrokerTickResult()
         var dueWills: [(String, PendingWill)] = []
         var expiredSessions: [String] = []
+        var allSessions: [Session] = []
         self.registry.withLock { registry in
             for (clientIdentifier, pending) in registry.pendingWills where pending.fireAt <= now {
                 dueWills.append((clientIdentifier, pending))
@@ -187,7 +192,9 @@ public final class Broker: Sendable {
                 registry.pendingWills.removeValue(forKey: clientIdentifier)
             }
             var expiring: [Session] = []
+            allSessions.reserveCapacity(registry.sessions.count)
             for session in registry.sessions.values {
+                allSessions.append(session)
                 if let deadline = session.expiryDeadline(), deadline <= now {
                     expiring.append(session)
                 }
@@ -216,6 +223,7 @@ public final class Broker: Sendable {
                 LogRecord(level: .info, message: "Session expired", metadata: ["mqtt.client_id": clientIdentifier])
             )
         }
+        self.purgeExpiredQueued(allSessions, now: now)
         var expiredTopics: [String] = []
         self.retainedIndex.withWriteLock { index in
             index.removeAll { topic, message in
@@ -233,6 +241,19 @@ public final class Broker: Sendable {
         }
         result.wake = seen
         return result
+    }
+
+    /// Spends the purge budget over the sessions, starting after the session the previous tick stopped at.
+    private func purgeExpiredQueued(_ sessions: [Session], now: NIODeadline) {
+        guard !sessions.isEmpty else { return }
+        var budget = self.configuration.expiryPurgeBudget
+        let start = Int(self.purgeCursor.load(ordering: .relaxed) % UInt64(sessions.count))
+        var visited = 0
+        while visited < sessions.count && budget > 0 {
+            budget -= sessions[(start + visited) % sessions.count].purgeExpired(now: now, budget: budget)
+            visited += 1
+        }
+        self.purgeCursor.wrappingAdd(UInt64(visited), ordering: .relaxed)
     }
 
     /// Called when the server stops, after every connection's `shutdown(now:)`: flushes the store.

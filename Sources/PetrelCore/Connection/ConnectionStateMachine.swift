@@ -298,6 +298,23 @@ public struct ConnectionStateMachine {
         return prepared
     }
 
+    /// A Reason String for an acknowledgement, only when the client did not set Request Problem Information
+    /// to 0 [MQTT-3.1.2-29] (v5 only). The broker adds no User Properties of its own.
+    private func problem(_ reasonString: String?, _ context: Context) -> MQTTProperties {
+        var properties = MQTTProperties()
+        if let reasonString, context.version.isV5, context.requestProblemInformation {
+            properties.reasonString = reasonString
+        }
+        return properties
+    }
+
+    /// The server could not send a packet other than PUBLISH within the client's Maximum Packet Size, even
+    /// without its Reason String and User Properties: it was dropped [MQTT-3.1.2-25]. Counted.
+    public mutating func outboundPacketTooLarge(_ packet: MQTTPacket) -> ConnectionActions {
+        self.broker.counters.packetsDroppedTooLarge.wrappingAdd(1, ordering: .relaxed)
+        return ConnectionActions(logs: [self.log(.debug, "Outbound packet larger than the client's Maximum Packet Size dropped", ["mqtt.packet_type": "\(packet.type)"])])
+    }
+
     // MARK: - Ending the connection
 
     /// Closes for a protocol violation: v5 DISCONNECT with `reason`, close, will published; one warning log.
@@ -309,6 +326,7 @@ public struct ConnectionStateMachine {
         return self.terminate(
             context: context,
             disconnect: reason,
+            reasonString: description,
             publishWill: true,
             log: self.log(.warning, "Protocol violation: \(description)", ["mqtt.reason_code": "\(reason)"]),
             now: now
@@ -319,13 +337,18 @@ public struct ConnectionStateMachine {
     private mutating func terminate(
         context: Context,
         disconnect: ReasonCode?,
+        reasonString: String? = nil,
         publishWill: Bool,
         log: LogRecord,
         now: NIODeadline
     ) -> ConnectionActions {
         var actions = ConnectionActions(close: true, logs: [log])
         if let disconnect, context.version.isV5 {
-            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect)))
+            // A Reason String may go on DISCONNECT even when the client set Request Problem Information to 0
+            // [MQTT-3.1.2-29]; it is dropped first if the packet is too large for the client [MQTT-3.1.2-25].
+            var properties = MQTTProperties()
+            properties.reasonString = reasonString
+            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect, properties: properties)))
         }
         self.phase = .closed
         let routed = self.broker.connectionEnded(
@@ -362,10 +385,28 @@ public struct ConnectionStateMachine {
         )
     }
 
+    /// Server redirection (spec 4.11): v5 CONNACK 0x9C Use another server or 0x9D Server moved with the Server
+    /// Reference; 3.1.1 CONNACK 0x03 Server unavailable (the encoder maps any other code to it). Then close.
+    private mutating func redirect(to reference: String, version: ProtocolVersion) -> ConnectionActions {
+        self.phase = .closed
+        let reason = self.configuration.redirectReasonCode
+        var properties = MQTTProperties()
+        if version.isV5 { properties.serverReference = reference }
+        return ConnectionActions(
+            outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: reason, properties: properties)))],
+            close: true,
+            logs: [self.log(.info, "CONNECT redirected", ["mqtt.server_reference": reference, "mqtt.reason_code": "\(reason)"])]
+        )
+    }
+
     private mutating func handleConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
         let version = connect.protocolVersion
         self.negotiatedVersion = version
+
+        if let reference = configuration.serverReference {
+            return self.redirect(to: reference, version: version)
+        }
 
         if version.isV5, connect.properties.authenticationMethod != nil {
             // No authentication method is supported [MQTT-4.12.0-1].
@@ -473,6 +514,11 @@ public struct ConnectionStateMachine {
             properties.serverKeepAlive = configuration.serverKeepAlive  // [MQTT-3.1.2-21]
             if expiry != requestedExpiry { properties.sessionExpiryInterval = expiry }
             if assigned { properties.assignedClientIdentifier = clientIdentifier }  // [MQTT-3.2.2-16]
+            // Response Information only when asked for (Request Response Information 1) and configured
+            // (spec 3.1.2.11.7, 3.2.2.3.15, 4.10).
+            if connect.properties.requestResponseInformation == 1, let prefix = configuration.responseInformationPrefix {
+                properties.responseInformation = prefix.isEmpty ? clientIdentifier : prefix + "/" + clientIdentifier
+            }
         }
         // Session Present: 0 for a new session, 1 for a resumed one [MQTT-3.2.2-1, MQTT-3.2.2-2, MQTT-3.2.2-3].
         var actions = ConnectionActions(
@@ -620,7 +666,15 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions()
         // PUBCOMP for every PUBREL [MQTT-4.3.3-11]; v5 0x92 when the identifier is unknown.
         let reason: ReasonCode = known || !context.version.isV5 ? .success : .packetIdentifierNotFound
-        actions.send(.pubcomp(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: reason)))
+        actions.send(
+            .pubcomp(
+                MQTTPacket.PubAck(
+                    packetIdentifier: ack.packetIdentifier,
+                    reasonCode: reason,
+                    properties: self.problem(reason.isFailure ? "No PUBREC awaits PUBREL for this packet identifier" : nil, context)
+                )
+            )
+        )
         if !known {
             actions.logs.append(self.log(.debug, "PUBREL for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
         }
@@ -642,7 +696,15 @@ public struct ConnectionStateMachine {
         case .unknown:
             actions.logs.append(self.log(.debug, "Acknowledgement for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
             if case .pubrec = kind, context.version.isV5 {
-                actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound)))
+                actions.send(
+                    .pubrel(
+                        MQTTPacket.PubAck(
+                            packetIdentifier: ack.packetIdentifier,
+                            reasonCode: .packetIdentifierNotFound,
+                            properties: self.problem("No PUBLISH in flight with this packet identifier", context)
+                        )
+                    )
+                )
             }
         case .sendPubrel:
             actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier)))
@@ -713,7 +775,16 @@ public struct ConnectionStateMachine {
         }
         // One reason code per filter, in order [MQTT-3.8.4-6] (3.1.1 [MQTT-3.8.4-5]).
         var actions = ConnectionActions()
-        actions.send(.suback(MQTTPacket.SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes)))
+        let refused = reasonCodes.filter(\.isFailure).count
+        actions.send(
+            .suback(
+                MQTTPacket.SubAck(
+                    packetIdentifier: subscribe.packetIdentifier,
+                    reasonCodes: reasonCodes,
+                    properties: self.problem(refused > 0 ? "\(refused) of \(reasonCodes.count) topic filters refused" : nil, context)
+                )
+            )
+        )
         var queuedAny = false
         for (message, qos, identifier) in retainedToSend {
             // Sent because of a new subscription: RETAIN 1 [MQTT-3.3.1-8].

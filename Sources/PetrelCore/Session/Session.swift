@@ -458,6 +458,41 @@ final class Session: Sendable {
         }
     }
 
+    /// Drops expired messages anywhere in the queue, not only at its head [MQTT-3.3.2-5]. Looks at no more than
+    /// `budget` entries; returns how many it looked at.
+    func purgeExpired(now: NIODeadline, budget: Int) -> Int {
+        self.state.withLock { state -> Int in
+            guard !state.ended, !state.queue.isEmpty, budget > 0 else { return 0 }
+            let limit = min(budget, state.queue.count)
+            var firstExpired: Int?
+            for index in 0..<limit where state.queue[index].message.isExpired(at: now) {
+                firstExpired = index
+                break
+            }
+            guard let firstExpired else { return limit }
+            var kept = Deque<QueuedDelivery>()
+            kept.reserveCapacity(state.queue.count)
+            var removed = 0
+            for (index, delivery) in state.queue.enumerated() {
+                if index >= firstExpired && index < limit && delivery.message.isExpired(at: now) {
+                    removed += 1
+                    state.queuedBytes -= delivery.message.accountedSize
+                    if delivery.stored {
+                        self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: delivery.sequence)
+                    }
+                } else {
+                    kept.append(delivery)
+                }
+            }
+            state.queue = kept
+            self.counters.messagesDroppedExpired.wrappingAdd(removed, ordering: .relaxed)
+            return limit
+        }
+    }
+
+    /// Number of queued deliveries (tests, statistics).
+    var queuedCount: Int { self.state.withLock { $0.queue.count } }
+
     /// The retransmissions due when a connection resumes the session: every unacknowledged PUBLISH with DUP=1
     /// and every PUBREL, with their original packet identifiers, in original order [MQTT-4.4.0-1].
     func retransmissions(token: UInt64, now: NIODeadline) -> [OutboundPacket] {

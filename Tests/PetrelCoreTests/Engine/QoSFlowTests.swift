@@ -32,7 +32,7 @@ struct QoSFlowTests {
         let broker = Broker(now: at(0))
         var client = TestClient(broker)
         client.connect("a")
-        #expect(client.send(.pubrel(.init(packetIdentifier: 8))).packets(.v5) == [.pubcomp(.init(packetIdentifier: 8, reasonCode: .packetIdentifierNotFound))])
+        #expect(client.send(.pubrel(.init(packetIdentifier: 8))).plainPackets(.v5) == [.pubcomp(.init(packetIdentifier: 8, reasonCode: .packetIdentifierNotFound))])
         var v3 = TestClient(broker, version: .v3_1_1)
         v3.connect("b")
         #expect(v3.send(.pubrel(.init(packetIdentifier: 8))).packets(.v3_1_1) == [.pubcomp(.init(packetIdentifier: 8))])

@@ -164,7 +164,7 @@ struct RoutingTests {
             ]
         )
         #expect(
-            client.send(.subscribe(subscribe)).packets(.v5) == [
+            client.send(.subscribe(subscribe)).plainPackets(.v5) == [
                 .suback(.init(packetIdentifier: 5, reasonCodes: [.grantedQoS1, .topicFilterInvalid, .grantedQoS0, .topicFilterInvalid, .grantedQoS2]))
             ]
         )
