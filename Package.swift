@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -33,6 +34,7 @@ let package = Package(
                 "MQTTWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictConcurrency
         ),
@@ -68,7 +70,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PetrelCoreTests",
-            dependencies: ["PetrelCore", "MQTTWire"]
+            dependencies: [
+                "PetrelCore",
+                "MQTTWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "PetrelServerTests",

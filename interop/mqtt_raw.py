@@ -320,6 +320,15 @@ def disconnect(version: int = MQTT311, reason: int = 0, properties=None) -> byte
     return packet(DISCONNECT, 0, b"")
 
 
+def auth(reason: int = 0x18, properties=None) -> bytes:
+    """MQTT 5 AUTH (3.15): reason 0x00 Success, 0x18 Continue authentication,
+    0x19 Re-authenticate; properties usually carry AUTHENTICATION_METHOD and
+    AUTHENTICATION_DATA."""
+    if reason == 0 and not properties:
+        return packet(AUTH, 0, b"")
+    return packet(AUTH, 0, bytes([reason]) + encode_properties(properties))
+
+
 # subscription option helpers (MQTT 5)
 NO_LOCAL = 0x04
 RETAIN_AS_PUBLISHED = 0x08

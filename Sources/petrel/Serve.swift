@@ -76,6 +76,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "With --server-reference: use-another (CONNACK 0x9C) or moved (0x9D).")
     var redirect: RedirectKind = .useAnother
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Users allowed to connect (user name and password, or SCRAM-SHA-256); create it with 'petrel passwd'.",
+            valueName: "file"
+        )
+    )
+    var passwordFile: String?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Let clients without credentials connect (default: yes without --password-file, no with one)."
+    )
+    var allowAnonymous: Bool?
+
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
 
@@ -107,6 +122,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "petrel")
+        // A bad password file stops the start with a clear error.
+        let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
 
         var configuration = ServerConfiguration()
         configuration.hosts = host
@@ -126,8 +143,21 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.responseInformationPrefix = responseInformation
         configuration.broker.serverReference = serverReference
         configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer
+        let anonymous = allowAnonymous ?? (passwords == nil)
+        if passwords != nil || !anonymous {
+            configuration.broker.authenticator = PasswordAuthenticator(
+                file: passwords ?? PasswordFile(),
+                allowAnonymous: anonymous
+            )
+        }
 
         logger.notice("Petrel \(Petrel.version) starting", metadata: ["pid": "\(getpid())"])
+        if let passwords, let passwordFile {
+            logger.notice(
+                "Loaded password file",
+                metadata: ["file": "\(passwordFile)", "users": "\(passwords.entries.count)", "anonymous": "\(anonymous)"]
+            )
+        }
         let server = MQTTServer(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             services: [server],

@@ -38,6 +38,9 @@ public struct BrokerConfiguration: Sendable {
     public var maximumQoS: QoS = .exactlyOnce
     /// Whether retained messages are supported (advertised as Retain Available 0 when false). Default true.
     public var retainAvailable: Bool = true
+    /// Who may connect: User Name / Password checks and MQTT 5 enhanced authentication methods. Default
+    /// `AllowAllAuthenticator` (anonymous clients and any credentials accepted, no enhanced method).
+    public var authenticator: any Authenticator = AllowAllAuthenticator()
 
     /// How a shared subscription group picks the member that receives a message. Default round robin.
     public var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin

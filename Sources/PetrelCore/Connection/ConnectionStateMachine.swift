@@ -6,6 +6,8 @@ import NIOCore
 public struct ConnectionStateMachine {
     private enum Phase {
         case awaitingConnect
+        /// CONNECT carried an Authentication Method and the exchange continues with AUTH packets (spec 4.12).
+        case authenticating
         case connected
         case closed
     }
@@ -32,6 +34,12 @@ public struct ConnectionStateMachine {
         var inboundTopicAliases: [UInt16: String] = [:]
         /// Topic aliases the broker sets towards the client (v5).
         var outboundTopicAliases = OutboundTopicAliases(capacity: 0)
+        /// The authenticated user (nil for an anonymous client).
+        var user: String?
+        /// What the client presented at CONNECT, for re-authentication.
+        var credentials: ConnectCredentials?
+        /// The enhanced authentication method of the CONNECT and any re-authentication in progress (v5).
+        var authentication: EnhancedAuthentication?
 
         init(
             version: ProtocolVersion,
@@ -67,13 +75,41 @@ public struct ConnectionStateMachine {
     private var context: Context?
     /// The version to encode with before (or without) a successful CONNECT, e.g. for a refusing CONNACK.
     private var negotiatedVersion: ProtocolVersion?
+    /// Randomness for authentication mechanisms (nonces, salts); nil refuses every enhanced method.
+    private var random: (any RandomNumberGenerator)?
+    /// The CONNECT waiting for its enhanced authentication exchange to end.
+    private var pendingConnect: PendingConnect?
 
-    public init(broker: Broker, waker: any DeliveryWaker, remoteAddress: String, now: NIODeadline) {
+    private struct PendingConnect {
+        var connect: MQTTPacket.Connect
+        var credentials: ConnectCredentials
+        var authentication: EnhancedAuthentication
+    }
+
+    /// `random` feeds the authentication mechanisms (the server passes `SystemRandomNumberGenerator`; the
+    /// engine never reaches for a random source of its own). Without one, enhanced authentication is refused.
+    public init(
+        broker: Broker,
+        waker: any DeliveryWaker,
+        remoteAddress: String,
+        now: NIODeadline,
+        random: (any RandomNumberGenerator)? = nil
+    ) {
         self.broker = broker
         self.waker = waker
         self.remoteAddress = remoteAddress
         self.openedAt = now
+        self.random = random
     }
+
+    /// True once the CONNACK accepting the client has been produced, until the connection ends.
+    public var isConnected: Bool { self.phase == .connected }
+
+    /// The keep alive in force once connected (the client's, or Server Keep Alive), in seconds; 0 is off.
+    public var keepAlive: UInt16? { self.phase == .connected ? self.context?.keepAlive : nil }
+
+    /// The authenticated user of a connected client; nil for an anonymous one.
+    public var authenticatedUser: String? { self.context?.user }
 
     /// Known after CONNECT (also after a refused one, for encoding the CONNACK).
     public var protocolVersion: ProtocolVersion? { self.negotiatedVersion }
@@ -111,6 +147,8 @@ public struct ConnectionStateMachine {
                 )
             }
             return self.handleConnect(connect, now: now)
+        case .authenticating:
+            return self.continueConnectAuthentication(packet, now: now)
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
             context.lastActivity = now
@@ -137,9 +175,8 @@ public struct ConnectionStateMachine {
                 return ConnectionActions(outbound: [.packet(.pingresp)])
             case .disconnect(let disconnect):
                 return self.handleDisconnect(disconnect, context: context, now: now)
-            case .auth:
-                // No authentication method is supported, so no AUTH exchange can be in progress (spec 4.12).
-                return self.protocolViolation(.protocolError, "AUTH without an authentication method", now: now)
+            case .auth(let auth):
+                return self.handleReauthentication(auth, context: context, now: now)
             case .connack, .suback, .unsuback, .pingresp:
                 return self.protocolViolation(.protocolError, "Server-to-client packet received", now: now)
             }
@@ -152,8 +189,9 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions(
                 close: true,
                 logs: [self.log(.warning, "Invalid packet before CONNECT", ["mqtt.reason_code": "\(reason)", "error": "\(error)"])]
@@ -197,9 +235,11 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
+            // The connect timeout also bounds the enhanced authentication exchange.
             guard now - self.openedAt >= self.configuration.connectTimeout else { return ConnectionActions() }
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
         case .connected:
             guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
@@ -222,8 +262,9 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions()
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -245,8 +286,9 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions(close: true)
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -378,6 +420,7 @@ public struct ConnectionStateMachine {
 
     private mutating func refuseConnect(_ reason: ReasonCode, _ description: String) -> ConnectionActions {
         self.phase = .closed
+        self.pendingConnect = nil
         return ConnectionActions(
             outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: reason)))],
             close: true,
@@ -400,18 +443,26 @@ public struct ConnectionStateMachine {
     }
 
     private mutating func handleConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
+        self.negotiatedVersion = connect.protocolVersion
+        // Server redirection comes before authentication: the client is to go elsewhere (spec 4.11).
+        if let reference = self.configuration.serverReference {
+            return self.redirect(to: reference, version: connect.protocolVersion)
+        }
+        return self.authenticateConnect(connect, now: now)
+    }
+
+    /// The rest of CONNECT once the client is authenticated; `authentication` carries the enhanced method and
+    /// its final data for the CONNACK.
+    private mutating func acceptConnect(
+        _ connect: MQTTPacket.Connect,
+        user: String?,
+        credentials: ConnectCredentials,
+        authentication: (state: EnhancedAuthentication, data: [UInt8]?)?,
+        now: NIODeadline
+    ) -> ConnectionActions {
         let configuration = self.configuration
         let version = connect.protocolVersion
-        self.negotiatedVersion = version
-
-        if let reference = configuration.serverReference {
-            return self.redirect(to: reference, version: version)
-        }
-
-        if version.isV5, connect.properties.authenticationMethod != nil {
-            // No authentication method is supported [MQTT-4.12.0-1].
-            return self.refuseConnect(.badAuthenticationMethod, "unsupported authentication method")
-        }
+        self.pendingConnect = nil
 
         var clientIdentifier = connect.clientIdentifier
         var assigned = false
@@ -496,6 +547,9 @@ public struct ConnectionStateMachine {
                 capacity: Int(min(connect.properties.topicAliasMaximum ?? 0, configuration.maximumOutboundTopicAliases))
             )
         }
+        context.user = user
+        context.credentials = credentials
+        context.authentication = authentication?.state
         self.context = context
         self.phase = .connected
         self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
@@ -519,6 +573,9 @@ public struct ConnectionStateMachine {
             if connect.properties.requestResponseInformation == 1, let prefix = configuration.responseInformationPrefix {
                 properties.responseInformation = prefix.isEmpty ? clientIdentifier : prefix + "/" + clientIdentifier
             }
+            // The same Authentication Method as the CONNECT, and the final data [MQTT-4.12.0-5]; none when the
+            // CONNECT had none [MQTT-4.12.0-6].
+            if let authentication { authentication.state.successProperties(data: authentication.data, into: &properties) }
         }
         // Session Present: 0 for a new session, 1 for a resumed one [MQTT-3.2.2-1, MQTT-3.2.2-2, MQTT-3.2.2-3].
         var actions = ConnectionActions(
@@ -534,6 +591,7 @@ public struct ConnectionStateMachine {
                         "mqtt.clean_start": "\(connect.cleanStart)",
                         "mqtt.session_present": "\(opening.sessionPresent)",
                         "mqtt.keep_alive": "\(keepAlive)",
+                        "mqtt.user": user ?? "",
                     ]
                 )
             ]
@@ -548,6 +606,148 @@ public struct ConnectionStateMachine {
         }
         actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
         return actions
+    }
+
+    // MARK: - Authentication
+
+    /// Plain User Name / Password (every version) or, when a v5 CONNECT names an Authentication Method, the
+    /// first step of enhanced authentication (spec 4.12).
+    private mutating func authenticateConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
+        let version = connect.protocolVersion
+        let credentials = ConnectCredentials(
+            protocolVersion: version,
+            clientIdentifier: connect.clientIdentifier,
+            username: connect.username,
+            password: connect.password.map { Array($0.readableBytesView) },
+            remoteAddress: self.remoteAddress
+        )
+        let authenticator = self.configuration.authenticator
+        guard version.isV5, let method = connect.properties.authenticationMethod else {
+            switch authenticator.authenticate(credentials) {
+            case .accept(let user):
+                return self.acceptConnect(connect, user: user, credentials: credentials, authentication: nil, now: now)
+            case .refuse(let reason):
+                // 0x86 / 0x87 (3.1.1: 0x04 / 0x05 when encoded).
+                return self.refuseConnect(reason, "authentication failed")
+            }
+        }
+        guard var random = self.random,
+            let started = EnhancedAuthentication.start(
+                method: method,
+                data: connect.properties.authenticationData,
+                authenticator: authenticator,
+                credentials: credentials,
+                random: &random
+            )
+        else {
+            // Unsupported Authentication Method: CONNACK 0x8C and close [MQTT-4.12.0-1].
+            return self.refuseConnect(.badAuthenticationMethod, "unsupported authentication method \(method)")
+        }
+        self.random = random
+        self.pendingConnect = PendingConnect(connect: connect, credentials: credentials, authentication: started.state)
+        return self.connectAuthenticationOutcome(started.outcome, now: now)
+    }
+
+    /// A packet while the CONNECT's exchange is in progress: only AUTH and DISCONNECT are allowed
+    /// [MQTT-3.1.2-30]; anything else is a protocol error (CONNACK 0x82, close).
+    private mutating func continueConnectAuthentication(_ packet: MQTTPacket, now: NIODeadline) -> ConnectionActions {
+        guard var pending = self.pendingConnect, var random = self.random else {
+            return self.refuseConnect(.protocolError, "no authentication in progress")
+        }
+        switch packet {
+        case .auth(let auth):
+            let outcome = pending.authentication.receive(
+                auth,
+                connected: false,
+                authenticator: self.configuration.authenticator,
+                credentials: pending.credentials,
+                random: &random
+            )
+            self.random = random
+            self.pendingConnect = pending
+            return self.connectAuthenticationOutcome(outcome, now: now)
+        case .disconnect:
+            self.phase = .closed
+            self.pendingConnect = nil
+            return ConnectionActions(close: true, logs: [self.log(.info, "Client disconnected during authentication")])
+        default:
+            return self.refuseConnect(.protocolError, "\(packet.type) before CONNACK during authentication")
+        }
+    }
+
+    private mutating func connectAuthenticationOutcome(_ outcome: EnhancedAuthentication.Outcome, now: NIODeadline) -> ConnectionActions {
+        guard let pending = self.pendingConnect else { return self.refuseConnect(.protocolError, "no authentication in progress") }
+        switch outcome {
+        case .challenge(let auth):
+            // AUTH 0x18 with the same method [MQTT-4.12.0-2] [MQTT-4.12.0-5].
+            self.phase = .authenticating
+            return ConnectionActions(outbound: [.packet(.auth(auth))])
+        case .authenticated(let user, let data):
+            return self.acceptConnect(
+                pending.connect,
+                user: user,
+                credentials: pending.credentials,
+                authentication: (pending.authentication, data),
+                now: now
+            )
+        case .refused(let reason, let description):
+            // CONNACK >= 0x80 and close [MQTT-4.12.0-4].
+            return self.refuseConnect(reason, description)
+        case .protocolError(let description):
+            return self.refuseConnect(.protocolError, description)
+        }
+    }
+
+    /// AUTH after CONNACK: re-authentication (spec 4.12.1). Only for a client that used an Authentication
+    /// Method at CONNECT [MQTT-4.12.0-7]; success answers AUTH 0x00, failure DISCONNECT with the reason and close
+    /// [MQTT-4.12.1-2].
+    private mutating func handleReauthentication(_ auth: MQTTPacket.Auth, context: Context, now: NIODeadline) -> ConnectionActions {
+        guard var authentication = context.authentication, let credentials = context.credentials else {
+            return self.protocolViolation(.protocolError, "AUTH without an Authentication Method at CONNECT", now: now)
+        }
+        guard var random = self.random else {
+            return self.protocolViolation(.badAuthenticationMethod, "no random source for re-authentication", now: now)
+        }
+        let outcome = authentication.receive(
+            auth,
+            connected: true,
+            authenticator: self.configuration.authenticator,
+            credentials: credentials,
+            random: &random
+        )
+        self.random = random
+        context.authentication = authentication
+        switch outcome {
+        case .challenge(let challenge):
+            return ConnectionActions(outbound: [.packet(.auth(challenge))])
+        case .authenticated(let user, let data):
+            guard user == context.user else {
+                // A connection keeps its identity: re-authenticating as someone else is refused.
+                return self.terminate(
+                    context: context,
+                    disconnect: .notAuthorized,
+                    publishWill: true,
+                    log: self.log(.warning, "Re-authentication as a different user", ["mqtt.user": user]),
+                    now: now
+                )
+            }
+            var properties = MQTTProperties()
+            authentication.successProperties(data: data, into: &properties)
+            return ConnectionActions(
+                outbound: [.packet(.auth(MQTTPacket.Auth(reasonCode: .success, properties: properties)))],
+                logs: [self.log(.info, "Client re-authenticated", ["mqtt.user": user])]
+            )
+        case .refused(let reason, let description):
+            return self.terminate(
+                context: context,
+                disconnect: reason,
+                publishWill: true,
+                log: self.log(.warning, "Re-authentication failed: \(description)", ["mqtt.reason_code": "\(reason)"]),
+                now: now
+            )
+        case .protocolError(let description):
+            return self.protocolViolation(.protocolError, description, now: now)
+        }
     }
 
     // MARK: - PUBLISH in

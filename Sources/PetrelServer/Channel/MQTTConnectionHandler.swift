@@ -39,7 +39,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         logger: Logger
     ) {
         let now = NIODeadline.now()
-        self.machine = ConnectionStateMachine(broker: broker, waker: waker, remoteAddress: remoteAddress, now: now)
+        // The operating system's cryptographically secure generator feeds authentication nonces and salts.
+        self.machine = ConnectionStateMachine(
+            broker: broker,
+            waker: waker,
+            remoteAddress: remoteAddress,
+            now: now,
+            random: SystemRandomNumberGenerator()
+        )
         self.waker = waker
         self.configuration = broker.configuration
         self.registry = registry
@@ -82,10 +89,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         let packet = unwrapInboundIn(data)
         let now = NIODeadline.now()
         lastActivity = now
-        let wasConnected = machine.protocolVersion != nil
+        let wasConnected = machine.isConnected
         perform(machine.receive(packet, now: now), context: context)
-        if !wasConnected, !closing, machine.protocolVersion != nil, case .connect(let connect) = packet {
-            let seconds = configuration.serverKeepAlive ?? connect.keepAlive
+        // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
+        if !wasConnected, !closing, machine.isConnected, let seconds = machine.keepAlive {
             if let version = machine.protocolVersion {
                 logger[metadataKey: "mqtt.client_id"] = "\(machine.clientIdentifier ?? "")"
                 logger[metadataKey: "mqtt.version"] = "\(version.rawValue)"
@@ -195,8 +202,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if let keepAlive {
             let deadline = lastActivity + keepAlive
             scheduleTimer(at: deadline > now ? deadline : now + .milliseconds(250))
-        } else if machine.protocolVersion == nil {
-            // Still waiting for CONNECT: the engine closes at the connect timeout; look again shortly.
+        } else if !machine.isConnected {
+            // Still waiting for CONNECT (or the end of its authentication exchange): the engine closes at the connect timeout; look again shortly.
             scheduleTimer(at: now + .milliseconds(250))
         }
     }
