@@ -301,3 +301,19 @@ def test_server_redirect(broker_factory, kind, code):
     with raw.RawClient(b.host, b.port, raw.MQTT311) as c:
         c.connect(uid(), expect_reason=0x03)
         c.expect_closed()
+
+
+@petrel_only("Petrel sends a Reason String on a refused SUBACK")
+def test_reason_string_left_out_to_fit_maximum_packet_size(broker):
+    """A SUBACK that would exceed the client's Maximum Packet Size is sent
+    without its Reason String [MQTT-3.1.2-25]; with room it carries one, and
+    Request Problem Information 0 suppresses it [MQTT-3.1.2-29]."""
+    with v5(broker) as roomy:
+        ack = roomy.subscribe([("bad/#/x", 0)])
+        assert ack.reasons == [0x8F] and ack.has_prop(raw.REASON_STRING)
+    with v5(broker, properties={raw.MAXIMUM_PACKET_SIZE: 30}) as tight:
+        ack = tight.subscribe([("bad/#/x", 0)])
+        assert ack.reasons == [0x8F] and not ack.has_prop(raw.REASON_STRING)
+    with v5(broker, properties={raw.REQUEST_PROBLEM_INFORMATION: 0}) as quiet:
+        ack = quiet.subscribe([("bad/#/x", 0)])
+        assert ack.reasons == [0x8F] and not ack.has_prop(raw.REASON_STRING)
