@@ -14,6 +14,9 @@ struct InflightDelivery: Sendable {
     var state: DeliveryState
     /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
     var sharedOrigin: SharedOrigin? = nil
+    /// Unacknowledged when the session was resumed, and not resent yet because the client's Receive Maximum
+    /// left no room [MQTT-3.3.4-9]; `drain` resends it (DUP) when a slot frees.
+    var awaitingResend = false
 }
 
 /// A delivery waiting in the session queue.
@@ -394,6 +397,26 @@ final class Session: Sendable {
             var out: [OutboundPublish] = []
             var expired = 0
             var moved = false
+            // First the unacknowledged messages of a resumed session that did not fit the window then.
+            var sent = state.inflight.count { !$0.awaitingResend }
+            if sent < state.inflight.count {
+                for index in state.inflight.indices where state.inflight[index].awaitingResend && sent < state.inflightLimit {
+                    state.inflight[index].awaitingResend = false
+                    sent += 1
+                    let entry = state.inflight[index]
+                    out.append(
+                        OutboundPublish(
+                            message: entry.message,
+                            qos: entry.qos,
+                            retain: entry.retain,
+                            dup: true,
+                            packetIdentifier: entry.packetIdentifier,
+                            subscriptionIdentifiers: entry.subscriptionIdentifiers,
+                            messageExpiryInterval: entry.message.remainingExpiryInterval(at: now)
+                        )
+                    )
+                }
+            }
             while let head = state.queue.first {
                 if head.qos != .atMostOnce && state.inflight.count >= state.inflightLimit {
                     break
@@ -499,9 +522,19 @@ final class Session: Sendable {
         self.state.withLock { state in
             guard state.owner?.token == token else { return [] }
             var out: [OutboundPacket] = []
-            for entry in state.inflight {
+            // Every message of the window counts against the client's Receive Maximum, PUBREC'd ones too: resend
+            // only as many PUBLISH as leave the total within it [MQTT-3.3.4-9]; the rest wait for `drain`.
+            var room = state.inflightLimit - state.inflight.count { $0.state == .pubrecReceived }
+            for index in state.inflight.indices {
+                let entry = state.inflight[index]
                 switch entry.state {
                 case .publishSent, .queued:
+                    guard room > 0 else {
+                        state.inflight[index].awaitingResend = true
+                        continue
+                    }
+                    room -= 1
+                    state.inflight[index].awaitingResend = false
                     out.append(
                         .publish(
                             OutboundPublish(

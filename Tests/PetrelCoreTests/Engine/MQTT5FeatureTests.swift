@@ -259,3 +259,38 @@ struct MQTT5FeatureTests {
         #expect(watcher.deliver(at: at(11)).publishes.map(\.body) == ["bye"])
     }
 }
+
+@Suite("Receive Maximum on resume")
+struct ResumeReceiveMaximumTests {
+    @Test("[MQTT-3.3.4-9] a resumed session resends no more unacknowledged PUBLISH than the new Receive Maximum")
+    func resendWithinReceiveMaximum() throws {
+        let broker = Broker(now: at(0))
+        var properties = MQTTProperties()
+        properties.sessionExpiryInterval = 600
+        properties.receiveMaximum = 3
+        var first = TestClient(broker)
+        first.connect("sub", cleanStart: false, properties: properties)
+        first.subscribe("t", qos: .atLeastOnce)
+        var publisher = TestClient(broker)
+        publisher.connect("pub")
+        for index in 1...4 {
+            publisher.publish("t", "\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index))
+        }
+        #expect(first.deliver().publishes.map(\.body) == ["1", "2", "3"])
+        _ = first.machine.connectionClosed(now: at(1))
+
+        properties.receiveMaximum = 2
+        var second = TestClient(broker)
+        let resumed = second.connect("sub", cleanStart: false, properties: properties, at: at(2))
+        let resent = resumed.publishes
+        #expect(resent.map(\.body) == ["1", "2"])
+        #expect(resent.allSatisfy { $0.dup })
+        // Each acknowledgement lets exactly one more through: first the remaining resend, then the queue.
+        let next = second.send(.puback(.init(packetIdentifier: try #require(resent[0].packetIdentifier))), at: at(2))
+        #expect(next.publishes.map(\.body) == ["3"])
+        #expect(next.publishes.first?.dup == true)
+        let last = second.send(.puback(.init(packetIdentifier: try #require(resent[1].packetIdentifier))), at: at(2))
+        #expect(last.publishes.map(\.body) == ["4"])
+        #expect(last.publishes.first?.dup == false)
+    }
+}
