@@ -48,6 +48,11 @@ PETREL_FLAGS = {
     "server_keep_alive": "--server-keep-alive",
     "max_session_expiry": "--max-session-expiry",
     "log_level": "--log-level",
+    "shared_subscription_strategy": "--shared-subscription-strategy",
+    "topic_alias_maximum": "--topic-alias-maximum",
+    "response_information": "--response-information",
+    "server_reference": "--server-reference",
+    "redirect": "--redirect",
 }
 
 # Option name -> function producing Mosquitto configuration lines.  Options not

@@ -55,6 +55,30 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: "How a shared subscription picks the member for a message: round-robin, random, sticky-publisher, sticky-topic."
+    )
+    var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin
+
+    @Option(name: .long, help: "Topic aliases an MQTT 5 client may set (Topic Alias Maximum); 0 refuses them.")
+    var topicAliasMaximum: UInt16 = BrokerConfiguration().topicAliasMaximum
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Response Information for MQTT 5 clients that request it: PREFIX/<client id>.", valueName: "prefix")
+    )
+    var responseInformation: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Redirect every client to this server (MQTT 5 Server Reference).", valueName: "host[:port]")
+    )
+    var serverReference: String?
+
+    @Option(name: .long, help: "With --server-reference: use-another (CONNACK 0x9C) or moved (0x9D).")
+    var redirect: RedirectKind = .useAnother
+
+    @Option(
+        name: .long,
         help: ArgumentHelp(
             "Users allowed to connect (user name and password, or SCRAM-SHA-256); create it with 'petrel passwd'.",
             valueName: "file"
@@ -88,6 +112,9 @@ struct Serve: AsyncParsableCommand {
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         try storage.validate()
+        if let serverReference, serverReference.isEmpty {
+            throw ValidationError("--server-reference needs a host")
+        }
         guard !host.isEmpty else { throw ValidationError("--host needs an address") }
     }
 
@@ -115,6 +142,11 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.connectTimeout = .seconds(connectTimeout)
         configuration.broker.serverKeepAlive = serverKeepAlive
         if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
+        configuration.broker.sharedSubscriptionStrategy = sharedSubscriptionStrategy
+        configuration.broker.topicAliasMaximum = topicAliasMaximum
+        configuration.broker.responseInformationPrefix = responseInformation
+        configuration.broker.serverReference = serverReference
+        configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer
         let anonymous = allowAnonymous ?? (passwords == nil)
         if passwords != nil || !anonymous {
             configuration.broker.authenticator = PasswordAuthenticator(
@@ -179,3 +211,11 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension SharedSubscriptionStrategy: ExpressibleByArgument {}
+
+/// `--redirect`: the CONNACK reason code of a redirection.
+enum RedirectKind: String, ExpressibleByArgument, CaseIterable {
+    case useAnother = "use-another"
+    case moved
+}

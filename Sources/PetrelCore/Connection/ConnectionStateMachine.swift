@@ -30,6 +30,10 @@ public struct ConnectionStateMachine {
         let maximumPacketSize: UInt32?
         /// Request Problem Information (v5); false means no Reason String on acks [MQTT-3.1.2-29].
         let requestProblemInformation: Bool
+        /// Topic aliases the client set on this connection (v5); never carried to another [MQTT-3.3.2-7].
+        var inboundTopicAliases: [UInt16: String] = [:]
+        /// Topic aliases the broker sets towards the client (v5).
+        var outboundTopicAliases = OutboundTopicAliases(capacity: 0)
         /// The authenticated user (nil for an anonymous client).
         var user: String?
         /// What the client presented at CONNECT, for re-authentication.
@@ -311,12 +315,51 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions(
             logs: [self.log(.debug, "Outbound PUBLISH larger than the client's Maximum Packet Size dropped", ["mqtt.topic": publish.message.topic])]
         )
+        if let alias = publish.topicAlias, !publish.omitsTopic {
+            // The alias was never sent with its topic: the client does not know it.
+            context.outboundTopicAliases.forget(alias)
+        }
         if let identifier = publish.packetIdentifier, publish.qos != .atMostOnce {
             if context.session.discardInflight(packetIdentifier: identifier, token: context.token) {
                 actions.appendDeliveries(self.deliverPending(now: now))
             }
         }
         return actions
+    }
+
+    /// Called by the server right before it encodes `publish`, in send order: gives the delivery an outbound
+    /// Topic Alias when the client accepts them (v5 Topic Alias Maximum > 0), sending the topic with a new
+    /// alias once and then the alias with an empty topic.
+    public mutating func prepareForSending(_ publish: OutboundPublish) -> OutboundPublish {
+        guard let context, context.version.isV5 else { return publish }
+        var prepared = publish
+        switch context.outboundTopicAliases.assign(publish.message.topic) {
+        case .none:
+            break
+        case .set(let alias):
+            prepared.topicAlias = alias
+        case .use(let alias):
+            prepared.topicAlias = alias
+            prepared.omitsTopic = true
+        }
+        return prepared
+    }
+
+    /// A Reason String for an acknowledgement, only when the client did not set Request Problem Information
+    /// to 0 [MQTT-3.1.2-29] (v5 only). The broker adds no User Properties of its own.
+    private func problem(_ reasonString: String?, _ context: Context) -> MQTTProperties {
+        var properties = MQTTProperties()
+        if let reasonString, context.version.isV5, context.requestProblemInformation {
+            properties.reasonString = reasonString
+        }
+        return properties
+    }
+
+    /// The server could not send a packet other than PUBLISH within the client's Maximum Packet Size, even
+    /// without its Reason String and User Properties: it was dropped [MQTT-3.1.2-25]. Counted.
+    public mutating func outboundPacketTooLarge(_ packet: MQTTPacket) -> ConnectionActions {
+        self.broker.counters.packetsDroppedTooLarge.wrappingAdd(1, ordering: .relaxed)
+        return ConnectionActions(logs: [self.log(.debug, "Outbound packet larger than the client's Maximum Packet Size dropped", ["mqtt.packet_type": "\(packet.type)"])])
     }
 
     // MARK: - Ending the connection
@@ -330,6 +373,7 @@ public struct ConnectionStateMachine {
         return self.terminate(
             context: context,
             disconnect: reason,
+            reasonString: description,
             publishWill: true,
             log: self.log(.warning, "Protocol violation: \(description)", ["mqtt.reason_code": "\(reason)"]),
             now: now
@@ -340,13 +384,18 @@ public struct ConnectionStateMachine {
     private mutating func terminate(
         context: Context,
         disconnect: ReasonCode?,
+        reasonString: String? = nil,
         publishWill: Bool,
         log: LogRecord,
         now: NIODeadline
     ) -> ConnectionActions {
         var actions = ConnectionActions(close: true, logs: [log])
         if let disconnect, context.version.isV5 {
-            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect)))
+            // A Reason String may go on DISCONNECT even when the client set Request Problem Information to 0
+            // [MQTT-3.1.2-29]; it is dropped first if the packet is too large for the client [MQTT-3.1.2-25].
+            var properties = MQTTProperties()
+            properties.reasonString = reasonString
+            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect, properties: properties)))
         }
         self.phase = .closed
         let routed = self.broker.connectionEnded(
@@ -384,8 +433,26 @@ public struct ConnectionStateMachine {
         )
     }
 
+    /// Server redirection (spec 4.11): v5 CONNACK 0x9C Use another server or 0x9D Server moved with the Server
+    /// Reference; 3.1.1 CONNACK 0x03 Server unavailable (the encoder maps any other code to it). Then close.
+    private mutating func redirect(to reference: String, version: ProtocolVersion) -> ConnectionActions {
+        self.phase = .closed
+        let reason = self.configuration.redirectReasonCode
+        var properties = MQTTProperties()
+        if version.isV5 { properties.serverReference = reference }
+        return ConnectionActions(
+            outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: reason, properties: properties)))],
+            close: true,
+            logs: [self.log(.info, "CONNECT redirected", ["mqtt.server_reference": reference, "mqtt.reason_code": "\(reason)"])]
+        )
+    }
+
     private mutating func handleConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
         self.negotiatedVersion = connect.protocolVersion
+        // Server redirection comes before authentication: the client is to go elsewhere (spec 4.11).
+        if let reference = self.configuration.serverReference {
+            return self.redirect(to: reference, version: connect.protocolVersion)
+        }
         return self.authenticateConnect(connect, now: now)
     }
 
@@ -480,6 +547,11 @@ public struct ConnectionStateMachine {
             maximumPacketSize: version.isV5 ? connect.properties.maximumPacketSize : nil,
             requestProblemInformation: (connect.properties.requestProblemInformation ?? 1) != 0
         )
+        if version.isV5 {
+            context.outboundTopicAliases = OutboundTopicAliases(
+                capacity: Int(min(connect.properties.topicAliasMaximum ?? 0, configuration.maximumOutboundTopicAliases))
+            )
+        }
         context.user = user
         context.credentials = credentials
         context.authentication = authentication?.state
@@ -494,13 +566,18 @@ public struct ConnectionStateMachine {
             if configuration.maximumQoS < .exactlyOnce { properties.maximumQoS = configuration.maximumQoS.rawValue }
             if !configuration.retainAvailable { properties.retainAvailable = 0 }
             properties.maximumPacketSize = configuration.maximumPacketSize
-            properties.topicAliasMaximum = 0
+            properties.topicAliasMaximum = configuration.topicAliasMaximum
             properties.wildcardSubscriptionAvailable = 1
             properties.subscriptionIdentifierAvailable = 1
-            properties.sharedSubscriptionAvailable = 0
+            properties.sharedSubscriptionAvailable = 1
             properties.serverKeepAlive = configuration.serverKeepAlive  // [MQTT-3.1.2-21]
             if expiry != requestedExpiry { properties.sessionExpiryInterval = expiry }
             if assigned { properties.assignedClientIdentifier = clientIdentifier }  // [MQTT-3.2.2-16]
+            // Response Information only when asked for (Request Response Information 1) and configured
+            // (spec 3.1.2.11.7, 3.2.2.3.15, 4.10).
+            if connect.properties.requestResponseInformation == 1, let prefix = configuration.responseInformationPrefix {
+                properties.responseInformation = prefix.isEmpty ? clientIdentifier : prefix + "/" + clientIdentifier
+            }
             // The same Authentication Method as the CONNECT, and the final data [MQTT-4.12.0-5]; none when the
             // CONNECT had none [MQTT-4.12.0-6].
             if let authentication { authentication.state.successProperties(data: authentication.data, into: &properties) }
@@ -527,6 +604,7 @@ public struct ConnectionStateMachine {
         if let previous = opening.previousOwner {
             actions.addWakers([previous])
         }
+        actions.addWakers(opening.wakers)
         if opening.sessionPresent {
             // Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1].
             actions.outbound.append(contentsOf: opening.session.retransmissions(token: token, now: now))
@@ -682,14 +760,29 @@ public struct ConnectionStateMachine {
     private mutating func handlePublish(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
         let v5 = context.version.isV5
-        if v5, publish.properties.topicAlias != nil {
-            // Topic Alias Maximum is 0, so any Topic Alias is invalid (spec 3.3.2.3.4).
-            return self.protocolViolation(.topicAliasInvalid, "Topic Alias not allowed", now: now)
+        var topic = publish.topic
+        if v5, let alias = publish.properties.topicAlias {
+            // Alias 0 [MQTT-3.3.2-8] or above the Topic Alias Maximum of the CONNACK [MQTT-3.3.2-9]: 0x94. Every
+            // alias from 1 to that maximum is accepted [MQTT-3.3.2-12].
+            guard alias != 0, alias <= configuration.topicAliasMaximum else {
+                return self.protocolViolation(.topicAliasInvalid, "Topic Alias \(alias) out of range", now: now)
+            }
+            if topic.isEmpty {
+                guard let known = context.inboundTopicAliases[alias] else {
+                    return self.protocolViolation(.protocolError, "Topic Alias \(alias) used before it was set", now: now)
+                }
+                topic = known
+            } else {
+                guard MQTTTopic.isValidTopicName(topic) else {
+                    return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
+                }
+                context.inboundTopicAliases[alias] = topic
+            }
         }
-        if publish.topic.isEmpty {
+        if topic.isEmpty {
             return self.protocolViolation(.protocolError, "Empty topic without Topic Alias", now: now)
         }
-        guard MQTTTopic.isValidTopicName(publish.topic) else {
+        guard MQTTTopic.isValidTopicName(topic) else {
             return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
         }
         if v5, !publish.properties.subscriptionIdentifiers.isEmpty {
@@ -707,7 +800,7 @@ public struct ConnectionStateMachine {
         }
 
         let message = Message(
-            topic: publish.topic,
+            topic: topic,
             payload: publish.payload,
             qos: min(publish.qos, configuration.maximumQoS),
             retain: publish.retain,
@@ -820,7 +913,15 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions()
         // PUBCOMP for every PUBREL [MQTT-4.3.3-11]; v5 0x92 when the identifier is unknown.
         let reason: ReasonCode = known || !context.version.isV5 ? .success : .packetIdentifierNotFound
-        actions.send(.pubcomp(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: reason)))
+        actions.send(
+            .pubcomp(
+                MQTTPacket.PubAck(
+                    packetIdentifier: ack.packetIdentifier,
+                    reasonCode: reason,
+                    properties: self.problem(reason.isFailure ? "No PUBREC awaits PUBREL for this packet identifier" : nil, context)
+                )
+            )
+        )
         // PUBCOMP leaves once the release is stored: the client may reuse the identifier right after it.
         if known, context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
         if !known {
@@ -844,7 +945,15 @@ public struct ConnectionStateMachine {
         case .unknown:
             actions.logs.append(self.log(.debug, "Acknowledgement for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
             if case .pubrec = kind, context.version.isV5 {
-                actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound)))
+                actions.send(
+                    .pubrel(
+                        MQTTPacket.PubAck(
+                            packetIdentifier: ack.packetIdentifier,
+                            reasonCode: .packetIdentifierNotFound,
+                            properties: self.problem("No PUBLISH in flight with this packet identifier", context)
+                        )
+                    )
+                )
             }
         case .sendPubrel:
             actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier)))
@@ -868,12 +977,16 @@ public struct ConnectionStateMachine {
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [(Message, QoS, UInt32?)] = []
         for requested in subscribe.subscriptions {
+            var shared = false
             switch MQTTTopic.parseSharedSubscription(requested.filter) {
             case .shared:
-                // Shared Subscription Available is 0 (v5 0x9E; 3.1.1 failure 0x80).
-                reasonCodes.append(v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
-                continue
+                // It is a Protocol Error to set No Local on a Shared Subscription [MQTT-3.8.3-4].
+                if v5 && requested.options.noLocal {
+                    return self.protocolViolation(.protocolError, "No Local on a shared subscription", now: now)
+                }
+                shared = true
             case .invalid:
+                // A share name must not be empty nor contain `/`, `+` or `#` [MQTT-4.8.2-1, MQTT-4.8.2-2].
                 reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
                 continue
             case .notShared:
@@ -898,12 +1011,14 @@ public struct ConnectionStateMachine {
             reasonCodes.append(ReasonCode(options.qos.rawValue))
             // Retained messages: on every subscribe (Retain Handling 0), only on a new one (1), never (2)
             // [MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11]; 3.1.1 [MQTT-3.3.1-6].
-            let sendRetained: Bool
+            var sendRetained: Bool
             switch options.retainHandling {
             case .sendOnSubscribe: sendRetained = true
             case .sendOnNewSubscribe: sendRetained = !existed
             case .doNotSend: sendRetained = false
             }
+            // Retained messages are not sent when a shared subscription is made (spec 4.8.2, 3.8.4).
+            if shared { sendRetained = false }
             if sendRetained && configuration.retainAvailable {
                 for message in self.broker.retainedMessages(matching: requested.filter, now: now) {
                     retainedToSend.append((message, min(message.qos, options.qos), identifier))
@@ -912,7 +1027,16 @@ public struct ConnectionStateMachine {
         }
         // One reason code per filter, in order [MQTT-3.8.4-6] (3.1.1 [MQTT-3.8.4-5]).
         var actions = ConnectionActions()
-        actions.send(.suback(MQTTPacket.SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes)))
+        let refused = reasonCodes.filter(\.isFailure).count
+        actions.send(
+            .suback(
+                MQTTPacket.SubAck(
+                    packetIdentifier: subscribe.packetIdentifier,
+                    reasonCodes: reasonCodes,
+                    properties: self.problem(refused > 0 ? "\(refused) of \(reasonCodes.count) topic filters refused" : nil, context)
+                )
+            )
+        )
         var queuedAny = false
         for (message, qos, identifier) in retainedToSend {
             // Sent because of a new subscription: RETAIN 1 [MQTT-3.3.1-8].

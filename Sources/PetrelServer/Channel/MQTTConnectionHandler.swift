@@ -290,13 +290,22 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             var buffer = context.channel.allocator.buffer(capacity: 32)
             do {
                 try buffer.writeMQTTPacket(packet, version: version)
+                if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
+                    // Leave out the Reason String and User Properties first [MQTT-3.1.2-25]; drop the packet
+                    // only if it still does not fit.
+                    guard let smaller = packet.withoutProblemInformation else {
+                        perform(machine.outboundPacketTooLarge(packet), context: context)
+                        return
+                    }
+                    buffer.clear()
+                    try buffer.writeMQTTPacket(smaller, version: version)
+                    if buffer.readableBytes > Int(limit) {
+                        perform(machine.outboundPacketTooLarge(packet), context: context)
+                        return
+                    }
+                }
             } catch {
                 logger.error("cannot encode packet", metadata: ["mqtt.packet": "\(packet.type)", "error": "\(error)"])
-                return
-            }
-            if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
-                logger.debug("outbound packet above the client's maximum packet size dropped",
-                             metadata: ["mqtt.packet": "\(packet.type)"])
                 return
             }
             context.write(wrapOutboundOut(buffer), promise: nil)
@@ -307,6 +316,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
+        let delivery = machine.prepareForSending(delivery)
         let encoded: PublishEncoding.Encoded
         do {
             encoded = try PublishEncoding.encode(delivery, version: version, allocator: context.channel.allocator)
