@@ -182,8 +182,9 @@ public final class SQLiteBrokerStore: BrokerStore {
         return StorageError(.cannotOpen, "cannot use the database \(path): \(error)")
     }
 
+    /// Bytes in use: pages minus free pages (the file does not shrink when rows go, but their pages are reused).
     static func databaseSize(_ db: Database) throws -> Int {
-        let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+        let pages = (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0) - (try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
         let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
         return pages * pageSize
     }
