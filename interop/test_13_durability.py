@@ -351,6 +351,14 @@ def test_database_size_bound_answers_quota_exceeded(tmp_path: Path):
                 break
             assert acks[mid] < 0x80
         assert refused, "the database size bound was never reached"
+        # Draining the queue frees pages: messages are accepted again.
+        sub.connect(port, clean=False)
+        assert _wait_for(lambda: len(sub.deliveries) >= i - 1, 10)
+        sub.disconnect()
+        time.sleep(0.2)
+        mid = client.publish("fill/x", b"again", qos=1).mid
+        assert _wait_for(lambda: mid in acks, 5)
+        assert acks[mid] < 0x80, "still refused after the queue drained"
     finally:
         client.loop_stop()
         client.disconnect()
