@@ -103,6 +103,7 @@ let package = Package(
             name: "PetrelServerTests",
             dependencies: [
                 "PetrelServer",
+                "PetrelStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
