@@ -43,11 +43,12 @@ def _wait_for(predicate, timeout: float) -> bool:
     return predicate()
 
 
-@pytest.mark.parametrize("durability", ["batched", "sync"])
-def test_kill9_mid_stream_loses_no_acknowledged_message(tmp_path: Path, durability: str):
+@pytest.mark.parametrize("durability,kills", [("batched", 1), ("sync", 1), ("batched", 2)])
+def test_kill9_mid_stream_loses_no_acknowledged_message(tmp_path: Path, durability: str, kills: int):
     """SIGKILL while a publisher streams QoS 1 and 2 to persistent subscribers (online and offline): after a
     restart on the same data directory every acknowledged message reaches every subscriber; QoS 2 exactly once,
-    QoS 1 at least once with every re-delivery marked DUP."""
+    QoS 1 at least once with every re-delivery marked DUP. One case kills the broker a second time while the
+    subscribers are catching up after the first restart."""
     data = tmp_path / "data"
     port = free_port()
     # The per-session queue bound is the engine's (newest dropped when full) and is not what is tested here.
@@ -70,12 +71,17 @@ def test_kill9_mid_stream_loses_no_acknowledged_message(tmp_path: Path, durabili
         acked = set(publisher.acked)
         assert len(acked) >= 2000
 
-        broker = Petrel(data, port, options).start()
-        for client_id, _, _ in SUBSCRIBERS:
-            client = subscribers[client_id]
-            client.close()
-            client.connect(port, clean=False)
-            assert client.session_present, f"{client_id}: session lost"
+        for kill in range(kills):
+            broker = Petrel(data, port, options).start()
+            for client_id, _, _ in SUBSCRIBERS:
+                client = subscribers[client_id]
+                client.close()
+                client.connect(port, clean=False)
+                assert client.session_present, f"{client_id}: session lost"
+            if kill < kills - 1:
+                # Killed again while the subscribers catch up: the flows resume from wherever they were.
+                time.sleep(0.3)
+                broker.kill()
 
         def complete() -> bool:
             return all(acked <= set(_received(c)) for c in subscribers.values())
