@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "MQTTWire", targets: ["MQTTWire"]),
         .library(name: "PetrelCore", targets: ["PetrelCore"]),
         .library(name: "PetrelServer", targets: ["PetrelServer"]),
+        .library(name: "PetrelStorage", targets: ["PetrelStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
@@ -34,6 +37,7 @@ let package = Package(
                 "MQTTWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictConcurrency
         ),
@@ -49,10 +53,21 @@ let package = Package(
             ],
             swiftSettings: strictConcurrency
         ),
+        .target(
+            name: "PetrelStorage",
+            dependencies: [
+                "MQTTWire",
+                "PetrelCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictConcurrency
+        ),
         .executableTarget(
             name: "petrel",
             dependencies: [
                 "PetrelServer",
+                "PetrelStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,12 +96,27 @@ let package = Package(
         ),
         .testTarget(
             name: "PetrelCoreTests",
-            dependencies: ["PetrelCore", "MQTTWire"]
+            dependencies: [
+                "PetrelCore",
+                "MQTTWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
+            name: "PetrelStorageTests",
+            dependencies: [
+                "PetrelStorage",
+                "PetrelCore",
+                "MQTTWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "PetrelServerTests",
             dependencies: [
                 "PetrelServer",
+                "PetrelStorage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

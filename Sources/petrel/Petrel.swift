@@ -8,7 +8,7 @@ struct Petrel: AsyncParsableCommand {
         commandName: "petrel",
         abstract: "Petrel, an MQTT broker for MQTT 3.1, 3.1.1 and 5.0.",
         version: version,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Passwd.self, StorageCommand.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PetrelCore
 import PetrelServer
+import PetrelStorage
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -52,11 +53,52 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Longest session expiry interval granted to MQTT 5 clients, in seconds.")
     var maxSessionExpiry: UInt32?
 
+    @Option(
+        name: .long,
+        help: "How a shared subscription picks the member for a message: round-robin, random, sticky-publisher, sticky-topic."
+    )
+    var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin
+
+    @Option(name: .long, help: "Topic aliases an MQTT 5 client may set (Topic Alias Maximum); 0 refuses them.")
+    var topicAliasMaximum: UInt16 = BrokerConfiguration().topicAliasMaximum
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Response Information for MQTT 5 clients that request it: PREFIX/<client id>.", valueName: "prefix")
+    )
+    var responseInformation: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Redirect every client to this server (MQTT 5 Server Reference).", valueName: "host[:port]")
+    )
+    var serverReference: String?
+
+    @Option(name: .long, help: "With --server-reference: use-another (CONNACK 0x9C) or moved (0x9D).")
+    var redirect: RedirectKind = .useAnother
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Users allowed to connect (user name and password, or SCRAM-SHA-256); create it with 'petrel passwd'.",
+            valueName: "file"
+        )
+    )
+    var passwordFile: String?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Let clients without credentials connect (default: yes without --password-file, no with one)."
+    )
+    var allowAnonymous: Bool?
+
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+
+    @OptionGroup var storage: StorageOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -69,6 +111,10 @@ struct Serve: AsyncParsableCommand {
         guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try storage.validate()
+        if let serverReference, serverReference.isEmpty {
+            throw ValidationError("--server-reference needs a host")
+        }
         guard !host.isEmpty else { throw ValidationError("--host needs an address") }
     }
 
@@ -80,6 +126,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "petrel")
+        // A bad password file stops the start with a clear error.
+        let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
 
         var configuration = ServerConfiguration()
         configuration.hosts = host
@@ -94,9 +142,65 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.connectTimeout = .seconds(connectTimeout)
         configuration.broker.serverKeepAlive = serverKeepAlive
         if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
+        configuration.broker.sharedSubscriptionStrategy = sharedSubscriptionStrategy
+        configuration.broker.topicAliasMaximum = topicAliasMaximum
+        configuration.broker.responseInformationPrefix = responseInformation
+        configuration.broker.serverReference = serverReference
+        configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer
+        let anonymous = allowAnonymous ?? (passwords == nil)
+        if passwords != nil || !anonymous {
+            configuration.broker.authenticator = PasswordAuthenticator(
+                file: passwords ?? PasswordFile(),
+                allowAnonymous: anonymous
+            )
+        }
 
         logger.notice("Petrel \(Petrel.version) starting", metadata: ["pid": "\(getpid())"])
-        let server = MQTTServer(configuration: configuration, logger: logger)
+        if let passwords, let passwordFile {
+            logger.notice(
+                "Loaded password file",
+                metadata: ["file": "\(passwordFile)", "users": "\(passwords.entries.count)", "anonymous": "\(anonymous)"]
+            )
+        }
+        let store: any BrokerStore
+        let sqlite: SQLiteBrokerStore?
+        switch storage.storage {
+        case .memory:
+            store = InMemoryBrokerStore()
+            sqlite = nil
+        case .sqlite:
+            let started = ContinuousClock.now
+            do {
+                let opened = try SQLiteBrokerStore(
+                    directory: storage.dataDir,
+                    configuration: storage.sqliteConfiguration,
+                    onError: { logger.error("\($0)") }
+                )
+                store = opened
+                sqlite = opened
+            } catch {
+                logger.critical("Cannot start: \(error)", metadata: ["petrel.data_dir": "\(storage.dataDir)"])
+                throw ExitCode(2)
+            }
+            logger.notice(
+                "Storage opened",
+                metadata: [
+                    "petrel.data_dir": "\(storage.dataDir)",
+                    "petrel.durability": "\(storage.durability.rawValue)",
+                    "petrel.load_time": "\(ContinuousClock.now - started)",
+                ]
+            )
+        }
+        let broker = Broker(configuration: configuration.broker, store: store, now: .now())
+        logger.notice(
+            "Loaded state",
+            metadata: [
+                "petrel.sessions": "\(broker.statistics.sessions)",
+                "petrel.retained": "\(broker.statistics.retainedMessages)",
+            ]
+        )
+        defer { sqlite?.close() }
+        let server = MQTTServer(configuration: configuration, broker: broker, logger: logger)
         let group = ServiceGroup(
             services: [server],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -107,3 +211,11 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension SharedSubscriptionStrategy: ExpressibleByArgument {}
+
+/// `--redirect`: the CONNACK reason code of a redirection.
+enum RedirectKind: String, ExpressibleByArgument, CaseIterable {
+    case useAnother = "use-another"
+    case moved
+}

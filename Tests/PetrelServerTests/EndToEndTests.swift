@@ -79,6 +79,59 @@ struct EndToEndTests {
         }
     }
 
+    @Test("QoS 1 fan-out: each subscriber gets its own packet identifier over the shared encoding [MQTT-2.2.1-3]")
+    func qos1FanOutPacketIdentifiers() async throws {
+        try await withTestBroker { port in
+            var subscribers: [TestClient] = []
+            for index in 0..<6 {
+                let version: ProtocolVersion = [.v3_1, .v3_1_1, .v5][index % 3]
+                let client = try await connect(port, version, id: "q\(index)")
+                var subscribe = MQTTPacket.Subscribe(
+                    packetIdentifier: 1,
+                    subscriptions: [.init(filter: "q/+", qos: .exactlyOnce)]
+                )
+                if version == .v5 && index == 5 {
+                    // A subscription identifier makes this subscriber's header unique [MQTT-3.3.4-3].
+                    subscribe.properties.subscriptionIdentifiers = [42]
+                }
+                try await client.send(.subscribe(subscribe))
+                guard case .suback = try await client.next() else { Issue.record("no SUBACK"); return }
+                subscribers.append(client)
+            }
+            let publisher = try await connect(port, .v3_1_1, id: "qp")
+            for round in 1...3 {
+                try await publisher.send(.publish(.init(
+                    topic: "q/x", payload: Self.payload("m\(round)"), qos: .atLeastOnce, retain: false,
+                    packetIdentifier: UInt16(round)
+                )))
+                guard case .puback = try await publisher.next() else { Issue.record("no PUBACK"); return }
+            }
+            for (index, subscriber) in subscribers.enumerated() {
+                var seen: Set<UInt16> = []
+                for round in 1...3 {
+                    guard case .publish(let publish) = try await subscriber.next() else {
+                        Issue.record("no PUBLISH for \(index)")
+                        return
+                    }
+                    #expect(publish.topic == "q/x")
+                    #expect(publish.qos == .atLeastOnce)
+                    #expect(publish.dup == false)
+                    #expect(publish.payload == Self.payload("m\(round)"))
+                    let id = try #require(publish.packetIdentifier)
+                    #expect(seen.insert(id).inserted, "packet id reused while in flight")
+                    if index == 5 {
+                        #expect(publish.properties.subscriptionIdentifiers == [42])
+                    } else {
+                        #expect(publish.properties.subscriptionIdentifiers.isEmpty)
+                    }
+                    try await subscriber.send(.puback(.init(packetIdentifier: id)))
+                }
+                await subscriber.close()
+            }
+            await publisher.close()
+        }
+    }
+
     @Test("Graceful shutdown sends MQTT 5 clients DISCONNECT 0x8B")
     func shutdownSaysGoodbye() async throws {
         let client = try await withTestBroker { port in

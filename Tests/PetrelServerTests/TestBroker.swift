@@ -11,6 +11,7 @@ import Synchronization
 /// Runs an in-process broker on a free loopback port for the duration of `body`, then shuts it down gracefully.
 func withTestBroker<T: Sendable>(
     configure: (inout ServerConfiguration) -> Void = { _ in },
+    store: (any BrokerStore)? = nil,
     _ body: @Sendable (_ port: Int) async throws -> T
 ) async throws -> T {
     var configuration = ServerConfiguration()
@@ -20,7 +21,8 @@ func withTestBroker<T: Sendable>(
     configure(&configuration)
     var logger = Logger(label: "petrel.test")
     logger.logLevel = .critical
-    let server = MQTTServer(configuration: configuration, logger: logger)
+    let broker = store.map { Broker(configuration: configuration.broker, store: $0, now: .now()) }
+    let server = MQTTServer(configuration: configuration, broker: broker, logger: logger)
     return try await testGracefulShutdown { trigger in
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {

@@ -50,9 +50,14 @@ public final class Broker: Sendable {
     let store: any BrokerStore
     let counters = BrokerCounters()
     let subscriptionTrie = ReadWriteLocked(SubscriptionTrie<String, SubscriptionEntry>())
+    /// Shared subscriptions: filter -> share name -> group (spec 4.8.2). Read on every PUBLISH, written on
+    /// SUBSCRIBE / UNSUBSCRIBE of a `$share/` filter and when a member's session ends.
+    let sharedTrie = ReadWriteLocked(SubscriptionTrie<String, SharedGroup>())
     let retainedIndex = ReadWriteLocked(RetainedMessageIndex<Message>())
     let registry = Mutex(SessionRegistry())
     private let tokens = Atomic<UInt64>(1)
+    /// Where the next tick's purge of expired queued messages starts.
+    private let purgeCursor = Atomic<UInt64>(0)
     private let assignedIdentifiers = Atomic<UInt64>(1)
     private let assignedIdentifierPrefix: String
 
@@ -124,6 +129,10 @@ public final class Broker: Sendable {
             let session = Session(clientIdentifier: clientIdentifier, state: state, store: self.store, counters: self.counters)
             self.subscriptionTrie.withWriteLock { trie in
                 for subscription in record.subscriptions {
+                    if case .shared(let shareName, let filter) = MQTTTopic.parseSharedSubscription(subscription.filter) {
+                        self.addSharedMember(session: session, subscription: subscription, shareName: shareName, filter: filter)
+                        continue
+                    }
                     trie.insert(
                         filter: subscription.filter,
                         key: clientIdentifier,
@@ -160,18 +169,21 @@ public final class Broker: Sendable {
             messagesDroppedQueueFull: self.counters.messagesDroppedQueueFull.load(ordering: .relaxed),
             messagesDroppedExpired: self.counters.messagesDroppedExpired.load(ordering: .relaxed),
             messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
+            packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
             sessions: self.registry.withLock { $0.sessions.count },
             retainedMessages: self.retainedIndex.withReadLock { $0.count }
         )
     }
 
     /// Fires delayed wills that are due, ends detached sessions whose expiry interval has passed (publishing
-    /// their pending will first) and drops expired retained messages. Queued messages that expire are dropped
-    /// when they reach the head of their queue. Call about once a second.
+    /// their pending will first), drops expired retained messages and purges expired queued messages
+    /// [MQTT-3.3.2-5] (at most `expiryPurgeBudget` queue entries per call, continuing where the last call
+    /// stopped). Call about once a second.
     public func tick(now: NIODeadline) -> BrokerTickResult {
         var result = BrokerTickResult()
         var dueWills: [(String, PendingWill)] = []
         var expiredSessions: [String] = []
+        var allSessions: [Session] = []
         self.registry.withLock { registry in
             for (clientIdentifier, pending) in registry.pendingWills where pending.fireAt <= now {
                 dueWills.append((clientIdentifier, pending))
@@ -180,7 +192,9 @@ public final class Broker: Sendable {
                 registry.pendingWills.removeValue(forKey: clientIdentifier)
             }
             var expiring: [Session] = []
+            allSessions.reserveCapacity(registry.sessions.count)
             for session in registry.sessions.values {
+                allSessions.append(session)
                 if let deadline = session.expiryDeadline(), deadline <= now {
                     expiring.append(session)
                 }
@@ -190,7 +204,7 @@ public final class Broker: Sendable {
                 if let pending = registry.pendingWills.removeValue(forKey: session.clientIdentifier) {
                     dueWills.append((session.clientIdentifier, pending))
                 }
-                if self.endSession(session, in: &registry, onlyIfDetached: true) != nil {
+                if self.endSession(session, in: &registry, onlyIfDetached: true, wakers: &result.wake) != nil {
                     expiredSessions.append(session.clientIdentifier)
                 }
             }
@@ -209,6 +223,7 @@ public final class Broker: Sendable {
                 LogRecord(level: .info, message: "Session expired", metadata: ["mqtt.client_id": clientIdentifier])
             )
         }
+        self.purgeExpiredQueued(allSessions, now: now)
         var expiredTopics: [String] = []
         self.retainedIndex.withWriteLock { index in
             index.removeAll { topic, message in
@@ -226,6 +241,19 @@ public final class Broker: Sendable {
         }
         result.wake = seen
         return result
+    }
+
+    /// Spends the purge budget over the sessions, starting after the session the previous tick stopped at.
+    private func purgeExpiredQueued(_ sessions: [Session], now: NIODeadline) {
+        guard !sessions.isEmpty else { return }
+        var budget = self.configuration.expiryPurgeBudget
+        let start = Int(self.purgeCursor.load(ordering: .relaxed) % UInt64(sessions.count))
+        var visited = 0
+        while visited < sessions.count && budget > 0 {
+            budget -= sessions[(start + visited) % sessions.count].purgeExpired(now: now, budget: budget)
+            visited += 1
+        }
+        self.purgeCursor.wrappingAdd(UInt64(visited), ordering: .relaxed)
     }
 
     /// Called when the server stops, after every connection's `shutdown(now:)`: flushes the store.
@@ -258,6 +286,8 @@ public final class Broker: Sendable {
         /// The waker of the connection that held the session (or the replaced one) before: it must be woken so
         /// it notices the takeover and closes itself [MQTT-3.1.4-3].
         var previousOwner: (any DeliveryWaker)?
+        /// Connections that received shared-subscription messages of a replaced session (spec 4.8.2).
+        var wakers: [any DeliveryWaker] = []
     }
 
     /// Attaches a new connection to the session of `clientIdentifier`: resumes it (clean start 0 and one exists,
@@ -278,8 +308,12 @@ public final class Broker: Sendable {
                 cancelled.session?.clearWill()
             }
             var previousOwner: SessionOwner?
+            var reroutedWakers: [any DeliveryWaker] = []
             if let existing = registry.sessions[clientIdentifier] {
-                if !cleanStart {
+                // A session that ends with its connection (3.1.1 Clean Session 1 [MQTT-3.1.2-6], v5 Session
+                // Expiry 0 [MQTT-3.1.2-23]) is never resumed, even when the new CONNECT arrives before the old
+                // connection's DISCONNECT or close was processed.
+                if !cleanStart && existing.isPersistent {
                     previousOwner = existing.attach(
                         token: token,
                         waker: waker,
@@ -290,7 +324,9 @@ public final class Broker: Sendable {
                     )
                     return SessionOpening(session: existing, sessionPresent: true, previousOwner: previousOwner?.waker)
                 }
-                previousOwner = self.endSession(existing, in: &registry, onlyIfDetached: false)?.owner
+                var rerouted: [any DeliveryWaker] = []
+                previousOwner = self.endSession(existing, in: &registry, onlyIfDetached: false, wakers: &rerouted)?.owner
+                reroutedWakers = rerouted
             }
             let session = Session(
                 clientIdentifier: clientIdentifier,
@@ -307,25 +343,46 @@ public final class Broker: Sendable {
                 will: will
             )
             registry.sessions[clientIdentifier] = session
-            return SessionOpening(session: session, sessionPresent: false, previousOwner: previousOwner?.waker)
+            return SessionOpening(
+                session: session,
+                sessionPresent: false,
+                previousOwner: previousOwner?.waker,
+                wakers: reroutedWakers
+            )
         }
     }
 
     /// Ends `session`: marks it, unregisters it, removes its subscriptions and its stored state. Registry lock
     /// held by the caller.
     @discardableResult
-    private func endSession(_ session: Session, in registry: inout SessionRegistry, onlyIfDetached: Bool) -> Session.EndResult? {
+    private func endSession(
+        _ session: Session,
+        in registry: inout SessionRegistry,
+        onlyIfDetached: Bool,
+        wakers: inout [any DeliveryWaker]
+    ) -> Session.EndResult? {
         guard let ended = session.end(onlyIfDetached: onlyIfDetached) else { return nil }
         if registry.sessions[session.clientIdentifier] === session {
             registry.sessions.removeValue(forKey: session.clientIdentifier)
         }
         self.subscriptionTrie.withWriteLock { trie in
-            for filter in ended.filters where trie.value(filter: filter, key: session.clientIdentifier)?.session === session {
-                trie.remove(filter: filter, key: session.clientIdentifier)
+            for filter in ended.filters {
+                if case .shared(let shareName, let sharedFilter) = MQTTTopic.parseSharedSubscription(filter) {
+                    self.removeSharedMember(session: session, shareName: shareName, filter: sharedFilter)
+                } else if trie.value(filter: filter, key: session.clientIdentifier)?.session === session {
+                    trie.remove(filter: filter, key: session.clientIdentifier)
+                }
             }
         }
         if ended.wasPersistent {
             self.store.sessionRemoved(clientIdentifier: session.clientIdentifier)
+        }
+        // Messages a shared subscription gave this session and it never completed go to another member
+        // of the same group (spec 4.8.2).
+        for orphan in ended.sharedOrphans {
+            if let waker = self.redeliverShared(orphan) {
+                if !wakers.contains(where: { $0 === waker }) { wakers.append(waker) }
+            }
         }
         return ended
     }
@@ -343,6 +400,7 @@ public final class Broker: Sendable {
         now: NIODeadline
     ) -> RouteResult {
         var immediate: MQTTPacket.Will?
+        var rerouted: [any DeliveryWaker] = []
         let delay = protocolVersion.isV5 ? (will?.properties.willDelayInterval ?? 0) : 0
         self.registry.withLock { registry in
             switch session.detach(token: token, now: now, will: delay > 0 ? will : nil) {
@@ -360,7 +418,7 @@ public final class Broker: Sendable {
                     }
                 }
                 if expiryInterval == 0 {
-                    self.endSession(session, in: &registry, onlyIfDetached: true)
+                    self.endSession(session, in: &registry, onlyIfDetached: true, wakers: &rerouted)
                 }
             case .notOwner(let sessionEnded):
                 if let will, !protocolVersion.isV5 || delay == 0 || sessionEnded {
@@ -369,8 +427,12 @@ public final class Broker: Sendable {
             }
         }
         self.counters.connectionsCurrent.wrappingSubtract(1, ordering: .relaxed)
-        guard let immediate else { return RouteResult() }
-        return self.publishWill(immediate, clientIdentifier: session.clientIdentifier, now: now)
+        guard let immediate else { return RouteResult(wakers: rerouted) }
+        var result = self.publishWill(immediate, clientIdentifier: session.clientIdentifier, now: now)
+        for waker in rerouted where !result.wakers.contains(where: { $0 === waker }) {
+            result.wakers.append(waker)
+        }
+        return result
     }
 
     // MARK: - Subscriptions
@@ -378,7 +440,14 @@ public final class Broker: Sendable {
     /// Adds or replaces a subscription of `session` [MQTT-3.8.4-3]. Returns whether it replaced one, or nil when
     /// `token` no longer owns the session.
     func subscribe(session: Session, token: UInt64, subscription: StoredSubscription) -> Bool? {
-        self.subscriptionTrie.withWriteLock { trie in
+        if case .shared(let shareName, let filter) = MQTTTopic.parseSharedSubscription(subscription.filter) {
+            return self.sharedTrie.withWriteLock { trie -> Bool? in
+                guard let existed = session.setSubscription(subscription, token: token) else { return nil }
+                Self.insertSharedMember(session: session, subscription: subscription, shareName: shareName, filter: filter, into: &trie)
+                return existed
+            }
+        }
+        return self.subscriptionTrie.withWriteLock { trie in
             guard let existed = session.setSubscription(subscription, token: token) else { return nil }
             trie.insert(
                 filter: subscription.filter,
@@ -395,7 +464,14 @@ public final class Broker: Sendable {
 
     /// Removes a subscription. Returns whether it existed, or nil when `token` no longer owns the session.
     func unsubscribe(session: Session, token: UInt64, filter: String) -> Bool? {
-        self.subscriptionTrie.withWriteLock { trie in
+        if case .shared(let shareName, let sharedFilter) = MQTTTopic.parseSharedSubscription(filter) {
+            return self.sharedTrie.withWriteLock { trie -> Bool? in
+                guard let existed = session.removeSubscription(filter: filter, token: token) else { return nil }
+                Self.deleteSharedMember(session: session, shareName: shareName, filter: sharedFilter, from: &trie)
+                return existed
+            }
+        }
+        return self.subscriptionTrie.withWriteLock { trie in
             guard let existed = session.removeSubscription(filter: filter, token: token) else { return nil }
             if trie.value(filter: filter, key: session.clientIdentifier)?.session === session {
                 trie.remove(filter: filter, key: session.clientIdentifier)
@@ -500,6 +576,7 @@ public final class Broker: Sendable {
             }
         }
         var result = RouteResult(matched: !targets.isEmpty)
+        self.routeShared(message, into: &result)
         for target in targets {
             // Forwarded to existing subscriptions with RETAIN 0 [MQTT-3.3.1-9] unless Retain As Published
             // [MQTT-3.3.1-12, MQTT-3.3.1-13].

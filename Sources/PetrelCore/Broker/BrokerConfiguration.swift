@@ -38,6 +38,28 @@ public struct BrokerConfiguration: Sendable {
     public var maximumQoS: QoS = .exactlyOnce
     /// Whether retained messages are supported (advertised as Retain Available 0 when false). Default true.
     public var retainAvailable: Bool = true
+    /// Who may connect: User Name / Password checks and MQTT 5 enhanced authentication methods. Default
+    /// `AllowAllAuthenticator` (anonymous clients and any credentials accepted, no enhanced method).
+    public var authenticator: any Authenticator = AllowAllAuthenticator()
+
+    /// How a shared subscription group picks the member that receives a message. Default round robin.
+    public var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin
+    /// Topic aliases a client may set (advertised as Topic Alias Maximum in the v5 CONNACK); 0 refuses every
+    /// Topic Alias. Default 16.
+    public var topicAliasMaximum: UInt16 = 16
+    /// Upper bound on the outbound topic aliases kept per connection (the client's Topic Alias Maximum is
+    /// lowered to it): bounds the memory a client can make the broker spend. Default 64.
+    public var maximumOutboundTopicAliases: UInt16 = 64
+    /// When set, a v5 client that asks for it (Request Response Information 1) gets Response Information
+    /// `"<prefix>/<client id>"` in its CONNACK. Default nil.
+    public var responseInformationPrefix: String? = nil
+    /// When set, every CONNECT is redirected: v5 clients get CONNACK with `redirectReasonCode` (0x9C Use another
+    /// server or 0x9D Server moved) and this Server Reference; 3.1.1 clients get 0x03 Server unavailable.
+    public var serverReference: String? = nil
+    /// 0x9C (`.useAnotherServer`, default) or 0x9D (`.serverMoved`).
+    public var redirectReasonCode: ReasonCode = .useAnotherServer
+    /// Expired queued messages looked at per `Broker.tick`, across all sessions. Default 10,000.
+    public var expiryPurgeBudget: Int = 10_000
 
     public init() {}
 }

@@ -16,6 +16,9 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var messagesDroppedExpired: Int
     /// Deliveries dropped because they exceeded the client's Maximum Packet Size.
     public var messagesDroppedTooLarge: Int
+    /// Packets other than PUBLISH not sent because they exceeded the client's Maximum Packet Size even
+    /// without Reason String and User Properties [MQTT-3.1.2-25].
+    public var packetsDroppedTooLarge: Int = 0
     /// Sessions known to the broker, connected or not.
     public var sessions: Int
     /// Retained messages stored.
@@ -31,6 +34,7 @@ final class BrokerCounters: Sendable {
     let messagesDroppedQueueFull = Atomic<Int>(0)
     let messagesDroppedExpired = Atomic<Int>(0)
     let messagesDroppedTooLarge = Atomic<Int>(0)
+    let packetsDroppedTooLarge = Atomic<Int>(0)
     let sessions = Atomic<Int>(0)
     let retainedMessages = Atomic<Int>(0)
 }

@@ -14,6 +14,10 @@ public struct ConnectionActions {
     /// Close the connection after writing `outbound`.
     public var close: Bool = false
     public var logs: [LogRecord] = []
+    /// When set, `outbound` must not be written before this ticket completes, and nothing written to the
+    /// connection later may overtake it. A failed ticket means the writes were not made durable: the server
+    /// drops the held packets and closes the connection (the client sends its unacknowledged PUBLISHes again).
+    public var commit: (any StoreCommitTicket)?
 
     public init(
         outbound: [OutboundPacket] = [],
@@ -31,9 +35,22 @@ public struct ConnectionActions {
         self.outbound.append(.packet(packet))
     }
 
+    /// Appends the packets of `deliverPending`, and its commit ticket (a later ticket covers every earlier one).
+    mutating func appendDeliveries(_ deliveries: ConnectionActions) {
+        self.outbound.append(contentsOf: deliveries.outbound)
+        if let commit = deliveries.commit { self.commit = commit }
+    }
+
     /// Adds wakers, skipping any already present (by identity).
     mutating func addWakers(_ wakers: [any DeliveryWaker]) {
-        for waker in wakers where !self.wake.contains(where: { $0 === waker }) {
+        // Routing returns each session's waker at most once, so the common case needs no comparison; merging
+        // lists uses a set to stay linear in a large fan-out.
+        if self.wake.isEmpty {
+            self.wake = wakers
+            return
+        }
+        var seen = Set(self.wake.map { ObjectIdentifier($0) })
+        for waker in wakers where seen.insert(ObjectIdentifier(waker)).inserted {
             self.wake.append(waker)
         }
     }

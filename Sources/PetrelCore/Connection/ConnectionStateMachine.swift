@@ -6,6 +6,8 @@ import NIOCore
 public struct ConnectionStateMachine {
     private enum Phase {
         case awaitingConnect
+        /// CONNECT carried an Authentication Method and the exchange continues with AUTH packets (spec 4.12).
+        case authenticating
         case connected
         case closed
     }
@@ -28,6 +30,16 @@ public struct ConnectionStateMachine {
         let maximumPacketSize: UInt32?
         /// Request Problem Information (v5); false means no Reason String on acks [MQTT-3.1.2-29].
         let requestProblemInformation: Bool
+        /// Topic aliases the client set on this connection (v5); never carried to another [MQTT-3.3.2-7].
+        var inboundTopicAliases: [UInt16: String] = [:]
+        /// Topic aliases the broker sets towards the client (v5).
+        var outboundTopicAliases = OutboundTopicAliases(capacity: 0)
+        /// The authenticated user (nil for an anonymous client).
+        var user: String?
+        /// What the client presented at CONNECT, for re-authentication.
+        var credentials: ConnectCredentials?
+        /// The enhanced authentication method of the CONNECT and any re-authentication in progress (v5).
+        var authentication: EnhancedAuthentication?
 
         init(
             version: ProtocolVersion,
@@ -63,13 +75,41 @@ public struct ConnectionStateMachine {
     private var context: Context?
     /// The version to encode with before (or without) a successful CONNECT, e.g. for a refusing CONNACK.
     private var negotiatedVersion: ProtocolVersion?
+    /// Randomness for authentication mechanisms (nonces, salts); nil refuses every enhanced method.
+    private var random: (any RandomNumberGenerator)?
+    /// The CONNECT waiting for its enhanced authentication exchange to end.
+    private var pendingConnect: PendingConnect?
 
-    public init(broker: Broker, waker: any DeliveryWaker, remoteAddress: String, now: NIODeadline) {
+    private struct PendingConnect {
+        var connect: MQTTPacket.Connect
+        var credentials: ConnectCredentials
+        var authentication: EnhancedAuthentication
+    }
+
+    /// `random` feeds the authentication mechanisms (the server passes `SystemRandomNumberGenerator`; the
+    /// engine never reaches for a random source of its own). Without one, enhanced authentication is refused.
+    public init(
+        broker: Broker,
+        waker: any DeliveryWaker,
+        remoteAddress: String,
+        now: NIODeadline,
+        random: (any RandomNumberGenerator)? = nil
+    ) {
         self.broker = broker
         self.waker = waker
         self.remoteAddress = remoteAddress
         self.openedAt = now
+        self.random = random
     }
+
+    /// True once the CONNACK accepting the client has been produced, until the connection ends.
+    public var isConnected: Bool { self.phase == .connected }
+
+    /// The keep alive in force once connected (the client's, or Server Keep Alive), in seconds; 0 is off.
+    public var keepAlive: UInt16? { self.phase == .connected ? self.context?.keepAlive : nil }
+
+    /// The authenticated user of a connected client; nil for an anonymous one.
+    public var authenticatedUser: String? { self.context?.user }
 
     /// Known after CONNECT (also after a refused one, for encoding the CONNACK).
     public var protocolVersion: ProtocolVersion? { self.negotiatedVersion }
@@ -107,6 +147,8 @@ public struct ConnectionStateMachine {
                 )
             }
             return self.handleConnect(connect, now: now)
+        case .authenticating:
+            return self.continueConnectAuthentication(packet, now: now)
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
             context.lastActivity = now
@@ -133,9 +175,8 @@ public struct ConnectionStateMachine {
                 return ConnectionActions(outbound: [.packet(.pingresp)])
             case .disconnect(let disconnect):
                 return self.handleDisconnect(disconnect, context: context, now: now)
-            case .auth:
-                // No authentication method is supported, so no AUTH exchange can be in progress (spec 4.12).
-                return self.protocolViolation(.protocolError, "AUTH without an authentication method", now: now)
+            case .auth(let auth):
+                return self.handleReauthentication(auth, context: context, now: now)
             case .connack, .suback, .unsuback, .pingresp:
                 return self.protocolViolation(.protocolError, "Server-to-client packet received", now: now)
             }
@@ -148,8 +189,9 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions(
                 close: true,
                 logs: [self.log(.warning, "Invalid packet before CONNECT", ["mqtt.reason_code": "\(reason)", "error": "\(error)"])]
@@ -164,7 +206,7 @@ public struct ConnectionStateMachine {
     public mutating func unsupportedProtocolVersion(level: UInt8, now: NIODeadline) -> ConnectionActions {
         guard self.phase == .awaitingConnect else { return ConnectionActions() }
         self.phase = .closed
-        self.negotiatedVersion = level >= 5 ? .v5 : .v3_1_1
+        self.negotiatedVersion = level == ProtocolVersion.v5.rawValue ? .v5 : .v3_1_1
         return ConnectionActions(
             outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: .unsupportedProtocolVersion)))],
             close: true,
@@ -182,6 +224,11 @@ public struct ConnectionStateMachine {
             for publish in publishes {
                 actions.outbound.append(.publish(publish))
             }
+            // A QoS 1/2 PUBLISH leaves only once its packet identifier is stored, so that after a crash it is
+            // sent again with that identifier and DUP set, never as a new message.
+            if publishes.contains(where: { $0.qos != .atMostOnce }), context.session.isPersistent {
+                actions.commit = self.broker.store.commitTicket()
+            }
         case .notOwner(let sessionEnded):
             return self.takenOver(context: context, sessionEnded: sessionEnded, now: now)
         }
@@ -193,9 +240,11 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
+            // The connect timeout also bounds the enhanced authentication exchange.
             guard now - self.openedAt >= self.configuration.connectTimeout else { return ConnectionActions() }
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
         case .connected:
             guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
@@ -218,8 +267,9 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions()
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -241,8 +291,9 @@ public struct ConnectionStateMachine {
         switch self.phase {
         case .closed:
             return ConnectionActions()
-        case .awaitingConnect:
+        case .awaitingConnect, .authenticating:
             self.phase = .closed
+            self.pendingConnect = nil
             return ConnectionActions(close: true)
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -264,12 +315,51 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions(
             logs: [self.log(.debug, "Outbound PUBLISH larger than the client's Maximum Packet Size dropped", ["mqtt.topic": publish.message.topic])]
         )
+        if let alias = publish.topicAlias, !publish.omitsTopic {
+            // The alias was never sent with its topic: the client does not know it.
+            context.outboundTopicAliases.forget(alias)
+        }
         if let identifier = publish.packetIdentifier, publish.qos != .atMostOnce {
             if context.session.discardInflight(packetIdentifier: identifier, token: context.token) {
-                actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+                actions.appendDeliveries(self.deliverPending(now: now))
             }
         }
         return actions
+    }
+
+    /// Called by the server right before it encodes `publish`, in send order: gives the delivery an outbound
+    /// Topic Alias when the client accepts them (v5 Topic Alias Maximum > 0), sending the topic with a new
+    /// alias once and then the alias with an empty topic.
+    public mutating func prepareForSending(_ publish: OutboundPublish) -> OutboundPublish {
+        guard let context, context.version.isV5 else { return publish }
+        var prepared = publish
+        switch context.outboundTopicAliases.assign(publish.message.topic) {
+        case .none:
+            break
+        case .set(let alias):
+            prepared.topicAlias = alias
+        case .use(let alias):
+            prepared.topicAlias = alias
+            prepared.omitsTopic = true
+        }
+        return prepared
+    }
+
+    /// A Reason String for an acknowledgement, only when the client did not set Request Problem Information
+    /// to 0 [MQTT-3.1.2-29] (v5 only). The broker adds no User Properties of its own.
+    private func problem(_ reasonString: String?, _ context: Context) -> MQTTProperties {
+        var properties = MQTTProperties()
+        if let reasonString, context.version.isV5, context.requestProblemInformation {
+            properties.reasonString = reasonString
+        }
+        return properties
+    }
+
+    /// The server could not send a packet other than PUBLISH within the client's Maximum Packet Size, even
+    /// without its Reason String and User Properties: it was dropped [MQTT-3.1.2-25]. Counted.
+    public mutating func outboundPacketTooLarge(_ packet: MQTTPacket) -> ConnectionActions {
+        self.broker.counters.packetsDroppedTooLarge.wrappingAdd(1, ordering: .relaxed)
+        return ConnectionActions(logs: [self.log(.debug, "Outbound packet larger than the client's Maximum Packet Size dropped", ["mqtt.packet_type": "\(packet.type)"])])
     }
 
     // MARK: - Ending the connection
@@ -283,6 +373,7 @@ public struct ConnectionStateMachine {
         return self.terminate(
             context: context,
             disconnect: reason,
+            reasonString: description,
             publishWill: true,
             log: self.log(.warning, "Protocol violation: \(description)", ["mqtt.reason_code": "\(reason)"]),
             now: now
@@ -293,13 +384,18 @@ public struct ConnectionStateMachine {
     private mutating func terminate(
         context: Context,
         disconnect: ReasonCode?,
+        reasonString: String? = nil,
         publishWill: Bool,
         log: LogRecord,
         now: NIODeadline
     ) -> ConnectionActions {
         var actions = ConnectionActions(close: true, logs: [log])
         if let disconnect, context.version.isV5 {
-            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect)))
+            // A Reason String may go on DISCONNECT even when the client set Request Problem Information to 0
+            // [MQTT-3.1.2-29]; it is dropped first if the packet is too large for the client [MQTT-3.1.2-25].
+            var properties = MQTTProperties()
+            properties.reasonString = reasonString
+            actions.send(.disconnect(MQTTPacket.Disconnect(reasonCode: disconnect, properties: properties)))
         }
         self.phase = .closed
         let routed = self.broker.connectionEnded(
@@ -329,6 +425,7 @@ public struct ConnectionStateMachine {
 
     private mutating func refuseConnect(_ reason: ReasonCode, _ description: String) -> ConnectionActions {
         self.phase = .closed
+        self.pendingConnect = nil
         return ConnectionActions(
             outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: reason)))],
             close: true,
@@ -336,15 +433,41 @@ public struct ConnectionStateMachine {
         )
     }
 
+    /// Server redirection (spec 4.11): v5 CONNACK 0x9C Use another server or 0x9D Server moved with the Server
+    /// Reference; 3.1.1 CONNACK 0x03 Server unavailable (the encoder maps any other code to it). Then close.
+    private mutating func redirect(to reference: String, version: ProtocolVersion) -> ConnectionActions {
+        self.phase = .closed
+        let reason = self.configuration.redirectReasonCode
+        var properties = MQTTProperties()
+        if version.isV5 { properties.serverReference = reference }
+        return ConnectionActions(
+            outbound: [.packet(.connack(MQTTPacket.ConnAck(sessionPresent: false, reasonCode: reason, properties: properties)))],
+            close: true,
+            logs: [self.log(.info, "CONNECT redirected", ["mqtt.server_reference": reference, "mqtt.reason_code": "\(reason)"])]
+        )
+    }
+
     private mutating func handleConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
+        self.negotiatedVersion = connect.protocolVersion
+        // Server redirection comes before authentication: the client is to go elsewhere (spec 4.11).
+        if let reference = self.configuration.serverReference {
+            return self.redirect(to: reference, version: connect.protocolVersion)
+        }
+        return self.authenticateConnect(connect, now: now)
+    }
+
+    /// The rest of CONNECT once the client is authenticated; `authentication` carries the enhanced method and
+    /// its final data for the CONNACK.
+    private mutating func acceptConnect(
+        _ connect: MQTTPacket.Connect,
+        user: String?,
+        credentials: ConnectCredentials,
+        authentication: (state: EnhancedAuthentication, data: [UInt8]?)?,
+        now: NIODeadline
+    ) -> ConnectionActions {
         let configuration = self.configuration
         let version = connect.protocolVersion
-        self.negotiatedVersion = version
-
-        if version.isV5, connect.properties.authenticationMethod != nil {
-            // No authentication method is supported [MQTT-4.12.0-1].
-            return self.refuseConnect(.badAuthenticationMethod, "unsupported authentication method")
-        }
+        self.pendingConnect = nil
 
         var clientIdentifier = connect.clientIdentifier
         var assigned = false
@@ -424,6 +547,14 @@ public struct ConnectionStateMachine {
             maximumPacketSize: version.isV5 ? connect.properties.maximumPacketSize : nil,
             requestProblemInformation: (connect.properties.requestProblemInformation ?? 1) != 0
         )
+        if version.isV5 {
+            context.outboundTopicAliases = OutboundTopicAliases(
+                capacity: Int(min(connect.properties.topicAliasMaximum ?? 0, configuration.maximumOutboundTopicAliases))
+            )
+        }
+        context.user = user
+        context.credentials = credentials
+        context.authentication = authentication?.state
         self.context = context
         self.phase = .connected
         self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
@@ -435,13 +566,21 @@ public struct ConnectionStateMachine {
             if configuration.maximumQoS < .exactlyOnce { properties.maximumQoS = configuration.maximumQoS.rawValue }
             if !configuration.retainAvailable { properties.retainAvailable = 0 }
             properties.maximumPacketSize = configuration.maximumPacketSize
-            properties.topicAliasMaximum = 0
+            properties.topicAliasMaximum = configuration.topicAliasMaximum
             properties.wildcardSubscriptionAvailable = 1
             properties.subscriptionIdentifierAvailable = 1
-            properties.sharedSubscriptionAvailable = 0
+            properties.sharedSubscriptionAvailable = 1
             properties.serverKeepAlive = configuration.serverKeepAlive  // [MQTT-3.1.2-21]
             if expiry != requestedExpiry { properties.sessionExpiryInterval = expiry }
             if assigned { properties.assignedClientIdentifier = clientIdentifier }  // [MQTT-3.2.2-16]
+            // Response Information only when asked for (Request Response Information 1) and configured
+            // (spec 3.1.2.11.7, 3.2.2.3.15, 4.10).
+            if connect.properties.requestResponseInformation == 1, let prefix = configuration.responseInformationPrefix {
+                properties.responseInformation = prefix.isEmpty ? clientIdentifier : prefix + "/" + clientIdentifier
+            }
+            // The same Authentication Method as the CONNECT, and the final data [MQTT-4.12.0-5]; none when the
+            // CONNECT had none [MQTT-4.12.0-6].
+            if let authentication { authentication.state.successProperties(data: authentication.data, into: &properties) }
         }
         // Session Present: 0 for a new session, 1 for a resumed one [MQTT-3.2.2-1, MQTT-3.2.2-2, MQTT-3.2.2-3].
         var actions = ConnectionActions(
@@ -457,6 +596,7 @@ public struct ConnectionStateMachine {
                         "mqtt.clean_start": "\(connect.cleanStart)",
                         "mqtt.session_present": "\(opening.sessionPresent)",
                         "mqtt.keep_alive": "\(keepAlive)",
+                        "mqtt.user": user ?? "",
                     ]
                 )
             ]
@@ -464,12 +604,155 @@ public struct ConnectionStateMachine {
         if let previous = opening.previousOwner {
             actions.addWakers([previous])
         }
+        actions.addWakers(opening.wakers)
         if opening.sessionPresent {
             // Resend unacknowledged PUBLISH (DUP=1) and PUBREL in their original order [MQTT-4.4.0-1].
             actions.outbound.append(contentsOf: opening.session.retransmissions(token: token, now: now))
         }
-        actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+        actions.appendDeliveries(self.deliverPending(now: now))
         return actions
+    }
+
+    // MARK: - Authentication
+
+    /// Plain User Name / Password (every version) or, when a v5 CONNECT names an Authentication Method, the
+    /// first step of enhanced authentication (spec 4.12).
+    private mutating func authenticateConnect(_ connect: MQTTPacket.Connect, now: NIODeadline) -> ConnectionActions {
+        let version = connect.protocolVersion
+        let credentials = ConnectCredentials(
+            protocolVersion: version,
+            clientIdentifier: connect.clientIdentifier,
+            username: connect.username,
+            password: connect.password.map { Array($0.readableBytesView) },
+            remoteAddress: self.remoteAddress
+        )
+        let authenticator = self.configuration.authenticator
+        guard version.isV5, let method = connect.properties.authenticationMethod else {
+            switch authenticator.authenticate(credentials) {
+            case .accept(let user):
+                return self.acceptConnect(connect, user: user, credentials: credentials, authentication: nil, now: now)
+            case .refuse(let reason):
+                // 0x86 / 0x87 (3.1.1: 0x04 / 0x05 when encoded).
+                return self.refuseConnect(reason, "authentication failed")
+            }
+        }
+        guard var random = self.random,
+            let started = EnhancedAuthentication.start(
+                method: method,
+                data: connect.properties.authenticationData,
+                authenticator: authenticator,
+                credentials: credentials,
+                random: &random
+            )
+        else {
+            // Unsupported Authentication Method: CONNACK 0x8C and close [MQTT-4.12.0-1].
+            return self.refuseConnect(.badAuthenticationMethod, "unsupported authentication method \(method)")
+        }
+        self.random = random
+        self.pendingConnect = PendingConnect(connect: connect, credentials: credentials, authentication: started.state)
+        return self.connectAuthenticationOutcome(started.outcome, now: now)
+    }
+
+    /// A packet while the CONNECT's exchange is in progress: only AUTH and DISCONNECT are allowed
+    /// [MQTT-3.1.2-30]; anything else is a protocol error (CONNACK 0x82, close).
+    private mutating func continueConnectAuthentication(_ packet: MQTTPacket, now: NIODeadline) -> ConnectionActions {
+        guard var pending = self.pendingConnect, var random = self.random else {
+            return self.refuseConnect(.protocolError, "no authentication in progress")
+        }
+        switch packet {
+        case .auth(let auth):
+            let outcome = pending.authentication.receive(
+                auth,
+                connected: false,
+                authenticator: self.configuration.authenticator,
+                credentials: pending.credentials,
+                random: &random
+            )
+            self.random = random
+            self.pendingConnect = pending
+            return self.connectAuthenticationOutcome(outcome, now: now)
+        case .disconnect:
+            self.phase = .closed
+            self.pendingConnect = nil
+            return ConnectionActions(close: true, logs: [self.log(.info, "Client disconnected during authentication")])
+        default:
+            return self.refuseConnect(.protocolError, "\(packet.type) before CONNACK during authentication")
+        }
+    }
+
+    private mutating func connectAuthenticationOutcome(_ outcome: EnhancedAuthentication.Outcome, now: NIODeadline) -> ConnectionActions {
+        guard let pending = self.pendingConnect else { return self.refuseConnect(.protocolError, "no authentication in progress") }
+        switch outcome {
+        case .challenge(let auth):
+            // AUTH 0x18 with the same method [MQTT-4.12.0-2] [MQTT-4.12.0-5].
+            self.phase = .authenticating
+            return ConnectionActions(outbound: [.packet(.auth(auth))])
+        case .authenticated(let user, let data):
+            return self.acceptConnect(
+                pending.connect,
+                user: user,
+                credentials: pending.credentials,
+                authentication: (pending.authentication, data),
+                now: now
+            )
+        case .refused(let reason, let description):
+            // CONNACK >= 0x80 and close [MQTT-4.12.0-4].
+            return self.refuseConnect(reason, description)
+        case .protocolError(let description):
+            return self.refuseConnect(.protocolError, description)
+        }
+    }
+
+    /// AUTH after CONNACK: re-authentication (spec 4.12.1). Only for a client that used an Authentication
+    /// Method at CONNECT [MQTT-4.12.0-7]; success answers AUTH 0x00, failure DISCONNECT with the reason and close
+    /// [MQTT-4.12.1-2].
+    private mutating func handleReauthentication(_ auth: MQTTPacket.Auth, context: Context, now: NIODeadline) -> ConnectionActions {
+        guard var authentication = context.authentication, let credentials = context.credentials else {
+            return self.protocolViolation(.protocolError, "AUTH without an Authentication Method at CONNECT", now: now)
+        }
+        guard var random = self.random else {
+            return self.protocolViolation(.badAuthenticationMethod, "no random source for re-authentication", now: now)
+        }
+        let outcome = authentication.receive(
+            auth,
+            connected: true,
+            authenticator: self.configuration.authenticator,
+            credentials: credentials,
+            random: &random
+        )
+        self.random = random
+        context.authentication = authentication
+        switch outcome {
+        case .challenge(let challenge):
+            return ConnectionActions(outbound: [.packet(.auth(challenge))])
+        case .authenticated(let user, let data):
+            guard user == context.user else {
+                // A connection keeps its identity: re-authenticating as someone else is refused.
+                return self.terminate(
+                    context: context,
+                    disconnect: .notAuthorized,
+                    publishWill: true,
+                    log: self.log(.warning, "Re-authentication as a different user", ["mqtt.user": user]),
+                    now: now
+                )
+            }
+            var properties = MQTTProperties()
+            authentication.successProperties(data: data, into: &properties)
+            return ConnectionActions(
+                outbound: [.packet(.auth(MQTTPacket.Auth(reasonCode: .success, properties: properties)))],
+                logs: [self.log(.info, "Client re-authenticated", ["mqtt.user": user])]
+            )
+        case .refused(let reason, let description):
+            return self.terminate(
+                context: context,
+                disconnect: reason,
+                publishWill: true,
+                log: self.log(.warning, "Re-authentication failed: \(description)", ["mqtt.reason_code": "\(reason)"]),
+                now: now
+            )
+        case .protocolError(let description):
+            return self.protocolViolation(.protocolError, description, now: now)
+        }
     }
 
     // MARK: - PUBLISH in
@@ -477,14 +760,29 @@ public struct ConnectionStateMachine {
     private mutating func handlePublish(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
         let v5 = context.version.isV5
-        if v5, publish.properties.topicAlias != nil {
-            // Topic Alias Maximum is 0, so any Topic Alias is invalid (spec 3.3.2.3.4).
-            return self.protocolViolation(.topicAliasInvalid, "Topic Alias not allowed", now: now)
+        var topic = publish.topic
+        if v5, let alias = publish.properties.topicAlias {
+            // Alias 0 [MQTT-3.3.2-8] or above the Topic Alias Maximum of the CONNACK [MQTT-3.3.2-9]: 0x94. Every
+            // alias from 1 to that maximum is accepted [MQTT-3.3.2-12].
+            guard alias != 0, alias <= configuration.topicAliasMaximum else {
+                return self.protocolViolation(.topicAliasInvalid, "Topic Alias \(alias) out of range", now: now)
+            }
+            if topic.isEmpty {
+                guard let known = context.inboundTopicAliases[alias] else {
+                    return self.protocolViolation(.protocolError, "Topic Alias \(alias) used before it was set", now: now)
+                }
+                topic = known
+            } else {
+                guard MQTTTopic.isValidTopicName(topic) else {
+                    return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
+                }
+                context.inboundTopicAliases[alias] = topic
+            }
         }
-        if publish.topic.isEmpty {
+        if topic.isEmpty {
             return self.protocolViolation(.protocolError, "Empty topic without Topic Alias", now: now)
         }
-        guard MQTTTopic.isValidTopicName(publish.topic) else {
+        guard MQTTTopic.isValidTopicName(topic) else {
             return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
         }
         if v5, !publish.properties.subscriptionIdentifiers.isEmpty {
@@ -502,7 +800,7 @@ public struct ConnectionStateMachine {
         }
 
         let message = Message(
-            topic: publish.topic,
+            topic: topic,
             payload: publish.payload,
             qos: min(publish.qos, configuration.maximumQoS),
             retain: publish.retain,
@@ -513,8 +811,15 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions()
         switch publish.qos {
         case .atMostOnce:
+            if message.retain, let refusal = self.broker.store.refusal(for: message) {
+                actions.logs.append(self.storeRefusalLog(refusal, message))
+                return actions
+            }
             self.route(message, into: &actions, context: context, now: now)
         case .atLeastOnce:
+            if let refusal = self.broker.store.refusal(for: message) {
+                return self.refuseByStore(refusal, message, ack: .puback, packetIdentifier: publish.packetIdentifier!, context: context, now: now)
+            }
             let matched = self.route(message, into: &actions, context: context, now: now)
             // PUBACK after routing; v5 0x10 when nothing matched.
             let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
@@ -537,6 +842,10 @@ public struct ConnectionStateMachine {
                 // Acknowledge again, do not deliver again [MQTT-4.3.3-10] (3.1.1 [MQTT-4.3.3-2]).
                 actions.send(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier)))
             case .accepted:
+                if let refusal = self.broker.store.refusal(for: message) {
+                    _ = context.session.releaseInboundQoS2(packetIdentifier: identifier, token: context.token)
+                    return self.refuseByStore(refusal, message, ack: .pubrec, packetIdentifier: identifier, context: context, now: now)
+                }
                 let matched = self.route(message, into: &actions, context: context, now: now)
                 let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
                 actions.outbound.insert(
@@ -545,7 +854,38 @@ public struct ConnectionStateMachine {
                 )
             }
         }
+        if publish.qos != .atMostOnce {
+            // The acknowledgement waits until the store has made the message durable.
+            actions.commit = self.broker.store.commitTicket()
+        }
         return actions
+    }
+
+    private enum StoreRefusedAck { case puback, pubrec }
+
+    /// The store cannot take the message (a bound reached, or it cannot write): v5 says so in the PUBACK/PUBREC
+    /// (0x97 Quota exceeded, 0x80 Unspecified error) and the flow ends; 3.1.1 has no negative acknowledgement,
+    /// so the connection is closed unacknowledged and the client sends the message again when it reconnects.
+    private mutating func refuseByStore(
+        _ reason: ReasonCode,
+        _ message: Message,
+        ack: StoreRefusedAck,
+        packetIdentifier: UInt16,
+        context: Context,
+        now: NIODeadline
+    ) -> ConnectionActions {
+        let log = self.storeRefusalLog(reason, message)
+        guard context.version.isV5 else {
+            return self.terminate(context: context, disconnect: nil, publishWill: true, log: log, now: now)
+        }
+        var actions = ConnectionActions(logs: [log])
+        let packet = MQTTPacket.PubAck(packetIdentifier: packetIdentifier, reasonCode: reason)
+        actions.send(ack == .puback ? .puback(packet) : .pubrec(packet))
+        return actions
+    }
+
+    private func storeRefusalLog(_ reason: ReasonCode, _ message: Message) -> LogRecord {
+        self.log(.warning, "Message refused by the store", ["mqtt.reason_code": "\(reason)", "mqtt.topic": message.topic])
     }
 
     /// Routes a message and merges the result into `actions`; when this connection itself is among the
@@ -561,7 +901,7 @@ public struct ConnectionStateMachine {
         actions.addWakers(others)
         actions.logs.append(contentsOf: routed.logs)
         if selfWoken {
-            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            actions.appendDeliveries(self.deliverPending(now: now))
         }
         return routed.matched
     }
@@ -573,7 +913,17 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions()
         // PUBCOMP for every PUBREL [MQTT-4.3.3-11]; v5 0x92 when the identifier is unknown.
         let reason: ReasonCode = known || !context.version.isV5 ? .success : .packetIdentifierNotFound
-        actions.send(.pubcomp(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: reason)))
+        actions.send(
+            .pubcomp(
+                MQTTPacket.PubAck(
+                    packetIdentifier: ack.packetIdentifier,
+                    reasonCode: reason,
+                    properties: self.problem(reason.isFailure ? "No PUBREC awaits PUBREL for this packet identifier" : nil, context)
+                )
+            )
+        )
+        // PUBCOMP leaves once the release is stored: the client may reuse the identifier right after it.
+        if known, context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
         if !known {
             actions.logs.append(self.log(.debug, "PUBREL for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
         }
@@ -595,13 +945,24 @@ public struct ConnectionStateMachine {
         case .unknown:
             actions.logs.append(self.log(.debug, "Acknowledgement for unknown packet identifier", ["mqtt.packet_id": "\(ack.packetIdentifier)"]))
             if case .pubrec = kind, context.version.isV5 {
-                actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound)))
+                actions.send(
+                    .pubrel(
+                        MQTTPacket.PubAck(
+                            packetIdentifier: ack.packetIdentifier,
+                            reasonCode: .packetIdentifierNotFound,
+                            properties: self.problem("No PUBLISH in flight with this packet identifier", context)
+                        )
+                    )
+                )
             }
         case .sendPubrel:
             actions.send(.pubrel(MQTTPacket.PubAck(packetIdentifier: ack.packetIdentifier)))
+            // PUBREL leaves once "PUBREC received" is stored: after a crash the flow resumes with PUBREL, never
+            // with the PUBLISH again (the client may already have released it).
+            if context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
         case .completed:
             // A slot is free: pull the next queued message.
-            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            actions.appendDeliveries(self.deliverPending(now: now))
         }
         return actions
     }
@@ -616,12 +977,16 @@ public struct ConnectionStateMachine {
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [(Message, QoS, UInt32?)] = []
         for requested in subscribe.subscriptions {
+            var shared = false
             switch MQTTTopic.parseSharedSubscription(requested.filter) {
             case .shared:
-                // Shared Subscription Available is 0 (v5 0x9E; 3.1.1 failure 0x80).
-                reasonCodes.append(v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
-                continue
+                // It is a Protocol Error to set No Local on a Shared Subscription [MQTT-3.8.3-4].
+                if v5 && requested.options.noLocal {
+                    return self.protocolViolation(.protocolError, "No Local on a shared subscription", now: now)
+                }
+                shared = true
             case .invalid:
+                // A share name must not be empty nor contain `/`, `+` or `#` [MQTT-4.8.2-1, MQTT-4.8.2-2].
                 reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
                 continue
             case .notShared:
@@ -646,12 +1011,14 @@ public struct ConnectionStateMachine {
             reasonCodes.append(ReasonCode(options.qos.rawValue))
             // Retained messages: on every subscribe (Retain Handling 0), only on a new one (1), never (2)
             // [MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11]; 3.1.1 [MQTT-3.3.1-6].
-            let sendRetained: Bool
+            var sendRetained: Bool
             switch options.retainHandling {
             case .sendOnSubscribe: sendRetained = true
             case .sendOnNewSubscribe: sendRetained = !existed
             case .doNotSend: sendRetained = false
             }
+            // Retained messages are not sent when a shared subscription is made (spec 4.8.2, 3.8.4).
+            if shared { sendRetained = false }
             if sendRetained && configuration.retainAvailable {
                 for message in self.broker.retainedMessages(matching: requested.filter, now: now) {
                     retainedToSend.append((message, min(message.qos, options.qos), identifier))
@@ -660,7 +1027,16 @@ public struct ConnectionStateMachine {
         }
         // One reason code per filter, in order [MQTT-3.8.4-6] (3.1.1 [MQTT-3.8.4-5]).
         var actions = ConnectionActions()
-        actions.send(.suback(MQTTPacket.SubAck(packetIdentifier: subscribe.packetIdentifier, reasonCodes: reasonCodes)))
+        let refused = reasonCodes.filter(\.isFailure).count
+        actions.send(
+            .suback(
+                MQTTPacket.SubAck(
+                    packetIdentifier: subscribe.packetIdentifier,
+                    reasonCodes: reasonCodes,
+                    properties: self.problem(refused > 0 ? "\(refused) of \(reasonCodes.count) topic filters refused" : nil, context)
+                )
+            )
+        )
         var queuedAny = false
         for (message, qos, identifier) in retainedToSend {
             // Sent because of a new subscription: RETAIN 1 [MQTT-3.3.1-8].
@@ -678,7 +1054,7 @@ public struct ConnectionStateMachine {
             }
         }
         if queuedAny {
-            actions.outbound.append(contentsOf: self.deliverPending(now: now).outbound)
+            actions.appendDeliveries(self.deliverPending(now: now))
         }
         return actions
     }

@@ -115,6 +115,10 @@ public struct OutboundPublish: Sendable {
     public var subscriptionIdentifiers: [UInt32]
     /// Remaining seconds of the Message Expiry Interval [MQTT-3.3.2-6]; nil when the message does not expire.
     public var messageExpiryInterval: UInt32?
+    /// The outbound Topic Alias of this delivery (v5), set by `ConnectionStateMachine.prepareForSending`.
+    public var topicAlias: UInt16?
+    /// The topic is left empty: the client knows it by `topicAlias` [MQTT-3.3.2-11].
+    public var omitsTopic: Bool = false
 
     public init(
         message: Message,
@@ -142,9 +146,10 @@ public struct OutboundPublish: Sendable {
             properties = self.message.properties
             properties.subscriptionIdentifiers = self.subscriptionIdentifiers
             properties.messageExpiryInterval = self.messageExpiryInterval
+            properties.topicAlias = self.topicAlias
         }
         return MQTTPacket.Publish(
-            topic: self.message.topic,
+            topic: version.isV5 && self.omitsTopic ? "" : self.message.topic,
             payload: self.message.payload,
             qos: self.qos,
             retain: self.retain,

@@ -12,6 +12,11 @@ struct InflightDelivery: Sendable {
     var packetIdentifier: UInt16
     /// `.publishSent` or `.pubrecReceived`.
     var state: DeliveryState
+    /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
+    var sharedOrigin: SharedOrigin? = nil
+    /// Unacknowledged when the session was resumed, and not resent yet because the client's Receive Maximum
+    /// left no room [MQTT-3.3.4-9]; `drain` resends it (DUP) when a slot frees.
+    var awaitingResend = false
 }
 
 /// A delivery waiting in the session queue.
@@ -23,6 +28,8 @@ struct QueuedDelivery: Sendable {
     var subscriptionIdentifiers: [UInt32]
     /// Whether the store was told about it (QoS 1/2 of a persistent session, or QoS 0 queued offline).
     var stored: Bool
+    /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
+    var sharedOrigin: SharedOrigin? = nil
 }
 
 /// The connection a session is attached to: a token that only that connection knows, and its waker.
@@ -77,6 +84,9 @@ struct SessionState: Sendable {
 /// The state of one client's session, shared by the broker (routing into it from any event loop) and the
 /// connection attached to it. Every access goes through its own mutex; no global lock is taken per message.
 final class Session: Sendable {
+
+    /// Whether the session outlives its connection (3.1.1 Clean Session 0, v5 Session Expiry Interval > 0).
+    var isPersistent: Bool { self.state.withLock { $0.isPersistent } }
     let clientIdentifier: String
     let state: Mutex<SessionState>
     private let store: any BrokerStore
@@ -209,19 +219,32 @@ final class Session: Sendable {
         var owner: SessionOwner?
         var filters: [String]
         var wasPersistent: Bool
+        /// Shared-subscription messages not yet received by the client: queued, or sent and not acknowledged
+        /// (a QoS 2 message whose PUBREC arrived is the client's already).
+        var sharedOrphans: [SharedOrphan] = []
     }
 
     /// Marks the session ended (removed from the broker) and returns what the broker must clean up. With
     /// `onlyIfDetached`, a session a connection has (re)attached to is left alone and nil is returned.
     func end(onlyIfDetached: Bool) -> EndResult? {
-        self.state.withLock { state in
+        self.state.withLock { state -> EndResult? in
             if state.ended { return nil }
             if onlyIfDetached && state.owner != nil { return nil }
-            let result = EndResult(
+            var result = EndResult(
                 owner: state.owner,
                 filters: Array(state.subscriptions.keys),
                 wasPersistent: state.isPersistent
             )
+            for entry in state.inflight where entry.state == .publishSent {
+                if let origin = entry.sharedOrigin {
+                    result.sharedOrphans.append(SharedOrphan(message: entry.message, origin: origin, session: self))
+                }
+            }
+            for entry in state.queue {
+                if let origin = entry.sharedOrigin {
+                    result.sharedOrphans.append(SharedOrphan(message: entry.message, origin: origin, session: self))
+                }
+            }
             state.ended = true
             state.owner = nil
             state.wakePending = false
@@ -314,11 +337,14 @@ final class Session: Sendable {
         qos: QoS,
         retain: Bool,
         subscriptionIdentifiers: [UInt32],
-        configuration: BrokerConfiguration
+        configuration: BrokerConfiguration,
+        requireOnline: Bool = false,
+        sharedOrigin: SharedOrigin? = nil
     ) -> EnqueueOutcome {
         self.state.withLock { state in
             if state.ended { return .discarded }
             let online = state.owner != nil
+            if requireOnline && !online { return .discarded }
             if !online && qos == .atMostOnce && !configuration.queueQoS0ForOfflineSessions {
                 return .discarded
             }
@@ -340,7 +366,8 @@ final class Session: Sendable {
                 qos: qos,
                 retain: retain,
                 subscriptionIdentifiers: subscriptionIdentifiers,
-                stored: stored
+                stored: stored,
+                sharedOrigin: sharedOrigin
             )
             state.queue.append(delivery)
             state.queuedBytes += size
@@ -370,6 +397,26 @@ final class Session: Sendable {
             var out: [OutboundPublish] = []
             var expired = 0
             var moved = false
+            // First the unacknowledged messages of a resumed session that did not fit the window then.
+            var sent = state.inflight.count { !$0.awaitingResend }
+            if sent < state.inflight.count {
+                for index in state.inflight.indices where state.inflight[index].awaitingResend && sent < state.inflightLimit {
+                    state.inflight[index].awaitingResend = false
+                    sent += 1
+                    let entry = state.inflight[index]
+                    out.append(
+                        OutboundPublish(
+                            message: entry.message,
+                            qos: entry.qos,
+                            retain: entry.retain,
+                            dup: true,
+                            packetIdentifier: entry.packetIdentifier,
+                            subscriptionIdentifiers: entry.subscriptionIdentifiers,
+                            messageExpiryInterval: entry.message.remainingExpiryInterval(at: now)
+                        )
+                    )
+                }
+            }
             while let head = state.queue.first {
                 if head.qos != .atMostOnce && state.inflight.count >= state.inflightLimit {
                     break
@@ -408,7 +455,8 @@ final class Session: Sendable {
                     retain: head.retain,
                     subscriptionIdentifiers: head.subscriptionIdentifiers,
                     packetIdentifier: identifier,
-                    state: .publishSent
+                    state: .publishSent,
+                    sharedOrigin: head.sharedOrigin
                 )
                 state.inflight.append(entry)
                 state.inflightIdentifiers.insert(identifier)
@@ -433,15 +481,60 @@ final class Session: Sendable {
         }
     }
 
+    /// Drops expired messages anywhere in the queue, not only at its head [MQTT-3.3.2-5]. Looks at no more than
+    /// `budget` entries; returns how many it looked at.
+    func purgeExpired(now: NIODeadline, budget: Int) -> Int {
+        self.state.withLock { state -> Int in
+            guard !state.ended, !state.queue.isEmpty, budget > 0 else { return 0 }
+            let limit = min(budget, state.queue.count)
+            var firstExpired: Int?
+            for index in 0..<limit where state.queue[index].message.isExpired(at: now) {
+                firstExpired = index
+                break
+            }
+            guard let firstExpired else { return limit }
+            var kept = Deque<QueuedDelivery>()
+            kept.reserveCapacity(state.queue.count)
+            var removed = 0
+            for (index, delivery) in state.queue.enumerated() {
+                if index >= firstExpired && index < limit && delivery.message.isExpired(at: now) {
+                    removed += 1
+                    state.queuedBytes -= delivery.message.accountedSize
+                    if delivery.stored {
+                        self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: delivery.sequence)
+                    }
+                } else {
+                    kept.append(delivery)
+                }
+            }
+            state.queue = kept
+            self.counters.messagesDroppedExpired.wrappingAdd(removed, ordering: .relaxed)
+            return limit
+        }
+    }
+
+    /// Number of queued deliveries (tests, statistics).
+    var queuedCount: Int { self.state.withLock { $0.queue.count } }
+
     /// The retransmissions due when a connection resumes the session: every unacknowledged PUBLISH with DUP=1
     /// and every PUBREL, with their original packet identifiers, in original order [MQTT-4.4.0-1].
     func retransmissions(token: UInt64, now: NIODeadline) -> [OutboundPacket] {
         self.state.withLock { state in
             guard state.owner?.token == token else { return [] }
             var out: [OutboundPacket] = []
-            for entry in state.inflight {
+            // Every message of the window counts against the client's Receive Maximum, PUBREC'd ones too: resend
+            // only as many PUBLISH as leave the total within it [MQTT-3.3.4-9]; the rest wait for `drain`.
+            var room = state.inflightLimit - state.inflight.count { $0.state == .pubrecReceived }
+            for index in state.inflight.indices {
+                let entry = state.inflight[index]
                 switch entry.state {
                 case .publishSent, .queued:
+                    guard room > 0 else {
+                        state.inflight[index].awaitingResend = true
+                        continue
+                    }
+                    room -= 1
+                    state.inflight[index].awaitingResend = false
                     out.append(
                         .publish(
                             OutboundPublish(

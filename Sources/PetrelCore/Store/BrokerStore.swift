@@ -143,8 +143,26 @@ public protocol BrokerStore: Sendable {
     func retainedRemoved(topic: String)
     /// Called by `Broker.shutdown(now:)`: make everything written so far durable before returning.
     func flush()
+
+    /// A ticket for every write made so far (by any caller), or nil when they need no waiting for (a store
+    /// that promises no durability, or one that has nothing uncommitted). The engine takes one after handling
+    /// a QoS 1/2 PUBLISH and holds the PUBACK/PUBREC until the ticket completes.
+    func commitTicket() -> (any StoreCommitTicket)?
+
+    /// Asked before a QoS 1/2 PUBLISH (or a retained one) is accepted: nil accepts it; a failure reason code
+    /// (`.quotaExceeded` when a bound is reached, `.unspecifiedError` when the store cannot write) refuses it.
+    func refusal(for message: Message) -> ReasonCode?
+}
+
+/// Completes once every write made before it was taken is durable, or cannot be made durable.
+public protocol StoreCommitTicket: Sendable {
+    /// Calls `callback` exactly once, on any thread: `true` once the writes are committed, `false` when the
+    /// commit failed. Called at once when the ticket is already complete.
+    func whenCommitted(_ callback: @escaping @Sendable (Bool) -> Void)
 }
 
 extension BrokerStore {
     public func flush() {}
+    public func commitTicket() -> (any StoreCommitTicket)? { nil }
+    public func refusal(for message: Message) -> ReasonCode? { nil }
 }

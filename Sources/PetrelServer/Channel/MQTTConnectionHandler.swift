@@ -30,6 +30,15 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var keepAlive: TimeAmount?
     /// The layout of the CONNACK that refuses an unsupported protocol version [MQTT-3.1.2-2].
     private var refusalVersion: ProtocolVersion?
+    /// Packets waiting for a store commit ticket (`ticket` set) and everything after them, in order.
+    private var held: [HeldWrite] = []
+    private var nextTicket: UInt64 = 0
+
+    private struct HeldWrite {
+        var outbound: [OutboundPacket]
+        /// The ticket still awaited; nil once committed (or for packets only queued behind one).
+        var ticket: UInt64?
+    }
 
     init(
         broker: Broker,
@@ -39,7 +48,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         logger: Logger
     ) {
         let now = NIODeadline.now()
-        self.machine = ConnectionStateMachine(broker: broker, waker: waker, remoteAddress: remoteAddress, now: now)
+        // The operating system's cryptographically secure generator feeds authentication nonces and salts.
+        self.machine = ConnectionStateMachine(
+            broker: broker,
+            waker: waker,
+            remoteAddress: remoteAddress,
+            now: now,
+            random: SystemRandomNumberGenerator()
+        )
         self.waker = waker
         self.configuration = broker.configuration
         self.registry = registry
@@ -82,10 +98,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         let packet = unwrapInboundIn(data)
         let now = NIODeadline.now()
         lastActivity = now
-        let wasConnected = machine.protocolVersion != nil
+        let wasConnected = machine.isConnected
         perform(machine.receive(packet, now: now), context: context)
-        if !wasConnected, !closing, machine.protocolVersion != nil, case .connect(let connect) = packet {
-            let seconds = configuration.serverKeepAlive ?? connect.keepAlive
+        // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
+        if !wasConnected, !closing, machine.isConnected, let seconds = machine.keepAlive {
             if let version = machine.protocolVersion {
                 logger[metadataKey: "mqtt.client_id"] = "\(machine.clientIdentifier ?? "")"
                 logger[metadataKey: "mqtt.version"] = "\(version.rawValue)"
@@ -195,8 +211,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if let keepAlive {
             let deadline = lastActivity + keepAlive
             scheduleTimer(at: deadline > now ? deadline : now + .milliseconds(250))
-        } else if machine.protocolVersion == nil {
-            // Still waiting for CONNECT: the engine closes at the connect timeout; look again shortly.
+        } else if !machine.isConnected {
+            // Still waiting for CONNECT (or the end of its authentication exchange): the engine closes at the connect timeout; look again shortly.
             scheduleTimer(at: now + .milliseconds(250))
         }
     }
@@ -213,13 +229,58 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func perform(_ actions: ConnectionActions, context: ChannelHandlerContext) {
         for record in actions.logs { log(record) }
-        for outbound in actions.outbound { write(outbound, context: context) }
+        if let ticket = actions.commit {
+            hold(actions.outbound, until: ticket, context: context)
+        } else if !held.isEmpty {
+            // Nothing may overtake a held acknowledgement.
+            if !actions.outbound.isEmpty { held.append(HeldWrite(outbound: actions.outbound, ticket: nil)) }
+        } else {
+            for outbound in actions.outbound { write(outbound, context: context) }
+        }
         if !actions.wake.isEmpty { wakes.append(contentsOf: actions.wake) }
         if actions.close, !closing {
             closing = true
+            // Held packets were not made durable yet: they are not sent (the client sends again).
+            held.removeAll()
             flushIfNeeded(context: context)
             context.close(promise: nil)
         }
+    }
+
+    // MARK: - Acknowledgements held for the store
+
+    private func hold(_ outbound: [OutboundPacket], until ticket: any StoreCommitTicket, context: ChannelHandlerContext) {
+        nextTicket &+= 1
+        let number = nextTicket
+        held.append(HeldWrite(outbound: outbound, ticket: number))
+        let loop = context.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        ticket.whenCommitted { committed in
+            loop.execute { loopBound.value.ticketCompleted(number, committed: committed) }
+        }
+    }
+
+    private func ticketCompleted(_ number: UInt64, committed: Bool) {
+        guard let context, !closing else { return }
+        guard committed else {
+            logger.error("The store could not commit; closing the connection without acknowledging")
+            closing = true
+            held.removeAll()
+            flushIfNeeded(context: context)
+            context.close(promise: nil)
+            return
+        }
+        if let index = held.firstIndex(where: { $0.ticket == number }) { held[index].ticket = nil }
+        var released = 0
+        while released < held.count, held[released].ticket == nil { released += 1 }
+        guard released > 0 else { return }
+        let ready = held[0..<released]
+        held.removeFirst(released)
+        for entry in ready {
+            for outbound in entry.outbound { write(outbound, context: context) }
+        }
+        flushIfNeeded(context: context)
+        wakes.fire(on: context.eventLoop)
     }
 
     private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
@@ -229,13 +290,22 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             var buffer = context.channel.allocator.buffer(capacity: 32)
             do {
                 try buffer.writeMQTTPacket(packet, version: version)
+                if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
+                    // Leave out the Reason String and User Properties first [MQTT-3.1.2-25]; drop the packet
+                    // only if it still does not fit.
+                    guard let smaller = packet.withoutProblemInformation else {
+                        perform(machine.outboundPacketTooLarge(packet), context: context)
+                        return
+                    }
+                    buffer.clear()
+                    try buffer.writeMQTTPacket(smaller, version: version)
+                    if buffer.readableBytes > Int(limit) {
+                        perform(machine.outboundPacketTooLarge(packet), context: context)
+                        return
+                    }
+                }
             } catch {
                 logger.error("cannot encode packet", metadata: ["mqtt.packet": "\(packet.type)", "error": "\(error)"])
-                return
-            }
-            if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
-                logger.debug("outbound packet above the client's maximum packet size dropped",
-                             metadata: ["mqtt.packet": "\(packet.type)"])
                 return
             }
             context.write(wrapOutboundOut(buffer), promise: nil)
@@ -246,6 +316,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
+        let delivery = machine.prepareForSending(delivery)
         let encoded: PublishEncoding.Encoded
         do {
             encoded = try PublishEncoding.encode(delivery, version: version, allocator: context.channel.allocator)

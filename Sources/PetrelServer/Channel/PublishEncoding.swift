@@ -23,8 +23,11 @@ enum PublishEncoding {
     ) throws -> Encoded {
         let message = delivery.message
         let payload = message.payload
-        // Per-subscriber properties (subscription identifiers, remaining expiry) make the header unique.
-        let shareable = !version.isV5 || (delivery.subscriptionIdentifiers.isEmpty && delivery.messageExpiryInterval == nil)
+        // Per-subscriber properties (subscription identifiers, remaining expiry, a topic alias with or without
+        // the topic) make the header unique: such deliveries encode their own header. The cached header always
+        // carries the full topic and no alias, so the cache key needs only the version and the packet id.
+        let shareable = !version.isV5
+            || (delivery.subscriptionIdentifiers.isEmpty && delivery.messageExpiryInterval == nil && delivery.topicAlias == nil)
         guard shareable else {
             var header = allocator.buffer(capacity: 64 + message.topic.utf8.count)
             try header.writeMQTTPublishHeader(delivery.packet(for: version), payloadLength: payload.readableBytes, version: version)

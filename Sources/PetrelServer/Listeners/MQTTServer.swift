@@ -28,8 +28,7 @@ public final class MQTTServer: Service {
             for host in configuration.hosts {
                 let channel = try await makeBootstrap(group: group).bind(host: host, port: configuration.port).get()
                 listeners.append(channel)
-                let address = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? configuration.port)" }
-                    ?? "\(host):\(configuration.port)"
+                let address = Self.describe(channel.localAddress, host: host, port: configuration.port)
                 logger.notice("Listening for MQTT on \(address)", metadata: ["net.listener": "mqtt+tcp"])
                 boundAddresses.append(channel.localAddress)
             }
@@ -104,6 +103,13 @@ public final class MQTTServer: Service {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
+    }
+
+    /// `HOST:PORT`, with IPv6 addresses in brackets (`[::1]:1883`).
+    static func describe(_ address: SocketAddress?, host: String, port: Int) -> String {
+        let ip = address?.ipAddress ?? host
+        let shownPort = address?.port ?? port
+        return ip.contains(":") ? "[\(ip)]:\(shownPort)" : "\(ip):\(shownPort)"
     }
 
     private func log(_ record: LogRecord) {

@@ -46,4 +46,41 @@ struct ConcurrencyTests {
         #expect(next == Array(repeating: perPublisher, count: publishers))
         #expect(broker.statistics.sessions == 1)
     }
+
+    @Test("[MQTT-4.8.2] shared subscription round robin under concurrent publishers: each message to one member, evenly")
+    func concurrentSharedRoundRobin() async throws {
+        var configuration = BrokerConfiguration()
+        configuration.maximumQueuedMessages = 100_000
+        let broker = Broker(configuration: configuration, now: at(0))
+        var members = (0..<4).map { _ in TestClient(broker) }
+        for index in members.indices {
+            members[index].connect("member-\(index)")
+            members[index].subscribe("$share/g/load/#", qos: .atMostOnce)
+        }
+        let publishers = 4
+        let perPublisher = 1000
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<publishers {
+                group.addTask {
+                    var publisher = TestClient(broker)
+                    publisher.connect("pub-\(index)")
+                    for sequence in 0..<perPublisher {
+                        publisher.publish("load/\(index)", "\(index):\(sequence)")
+                    }
+                    _ = publisher.machine.connectionClosed(now: at(1))
+                }
+            }
+        }
+        var seen = Set<String>()
+        var counts: [Int] = []
+        for index in members.indices {
+            let bodies = members[index].deliver().publishes.map(\.body)
+            counts.append(bodies.count)
+            seen.formUnion(bodies)
+        }
+        #expect(counts.reduce(0, +) == publishers * perPublisher)
+        #expect(seen.count == publishers * perPublisher)
+        // One atomic turn per message: the members' shares differ by at most one.
+        #expect(counts.max()! - counts.min()! <= 1)
+    }
 }

@@ -31,6 +31,11 @@ extension ConnectionActions {
         }
     }
 
+    /// `packets` without Reason Strings and User Properties, for comparing reason codes only.
+    func plainPackets(_ version: ProtocolVersion) -> [MQTTPacket] {
+        self.packets(version).map { $0.withoutProblemInformation ?? $0 }
+    }
+
     var publishes: [OutboundPublish] {
         self.outbound.compactMap { if case .publish(let publish) = $0 { return publish } else { return nil } }
     }

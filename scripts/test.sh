@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test command: builds Petrel, runs the Swift tests, then the
+# interoperability suite in interop/ against the freshly built binary.
+# Extra arguments are passed to pytest, e.g. `scripts/test.sh -k retain -x`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+if ! command -v mosquitto_pub >/dev/null 2>&1; then
+    echo "==> installing mosquitto-clients"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto-clients mosquitto
+fi
+
+missing=()
+python3 -c 'import paho.mqtt' 2>/dev/null || missing+=("paho-mqtt>=2.0")
+python3 -c 'import pytest' 2>/dev/null || missing+=("pytest")
+python3 -c 'import pytest_timeout' 2>/dev/null || missing+=("pytest-timeout")
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing python modules: ${missing[*]}"
+    python3 -m pip install --quiet "${missing[@]}"
+fi
+
+echo "==> swift build"
+swift build
+
+echo "==> swift test"
+swift test
+
+bin_path="$(swift build --show-bin-path)"
+echo "==> interop suite against ${bin_path}/petrel"
+PETREL_BIN="${bin_path}/petrel" python3 -m pytest interop -q "$@"
