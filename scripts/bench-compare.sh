@@ -50,6 +50,12 @@ swift build -c release --product petrel >&2
 swift build -c release --product petrel-bench >&2
 bin=$(swift build -c release --show-bin-path)
 
+# Petrel keeps its state in memory, as Mosquitto does with persistence off.
+petrel_storage=()
+if "$bin/petrel" serve --help 2>&1 | grep -q -- '--storage'; then
+    petrel_storage=(--storage memory)
+fi
+
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 nofile=$(ulimit -n)
 log "open file limit $nofile"
@@ -93,7 +99,8 @@ start_broker() {
     case $name in
     petrel)
         "${pin[@]}" "$bin/petrel" serve --host 127.0.0.1 --port "$broker_port" --threads "$threads" \
-            --max-inflight "$inflight" --max-queued-messages "$queued" --log-level warning >"$logfile" 2>&1 &
+            "${petrel_storage[@]}" --max-inflight "$inflight" --max-queued-messages "$queued" \
+            --log-level warning >"$logfile" 2>&1 &
         ;;
     mosquitto)
         local conf="$results/mosquitto-$broker_port.conf"
