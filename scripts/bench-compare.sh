@@ -52,7 +52,8 @@ bin=$(swift build -c release --show-bin-path)
 
 # Petrel keeps its state in memory, as Mosquitto does with persistence off.
 petrel_storage=()
-if "$bin/petrel" serve --help 2>&1 | grep -q -- '--storage'; then
+# (The help text is read whole first: grep -q stopping early would fail the pipeline under pipefail.)
+if [[ $("$bin/petrel" serve --help 2>&1) == *--storage* ]]; then
     petrel_storage=(--storage memory)
 fi
 

@@ -21,7 +21,7 @@ fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp -t petrel-smoke.XXXXXX)
 storage=()
-if "$broker" serve --help 2>&1 | grep -q -- '--storage'; then
+if [[ $("$broker" serve --help 2>&1) == *--storage* ]]; then
     storage=(--storage memory)
 fi
 "$broker" serve --host 127.0.0.1 --port "$port" "${storage[@]}" >"$log" 2>&1 &
