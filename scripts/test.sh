@@ -36,5 +36,8 @@ echo "==> swift test"
 swift test
 
 bin_path="$(swift build --show-bin-path)"
+echo "==> load generator smoke run (about a second)"
+PETREL_BENCH="${bin_path}/petrel-bench" scripts/bench-smoke.sh "${bin_path}/petrel"
+
 echo "==> interop suite against ${bin_path}/petrel"
 PETREL_BIN="${bin_path}/petrel" python3 -m pytest interop -q "$@"
