@@ -283,32 +283,64 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         wakes.fire(on: context.eventLoop)
     }
 
+    /// Packets of the current batch not handed to the channel yet: acknowledgements, PUBLISH headers and
+    /// payloads up to `gatherLimit` bytes are copied into one buffer, written once at the flush, instead of one
+    /// buffer and one `write` per packet. Nil between batches, so an idle connection keeps no buffer.
+    private var gathered: ByteBuffer?
+    /// The size of the last gathered batch, to allocate the next one at about the right size.
+    private var lastGatheredBytes = 256
+    /// Larger payloads are written as their own slice of the publisher's buffer rather than copied.
+    private static let gatherLimit = 2048
+
+    private func takeGatheredBuffer(context: ChannelHandlerContext) -> ByteBuffer {
+        if let buffer = gathered.take() { return buffer }
+        return context.channel.allocator.buffer(capacity: lastGatheredBytes)
+    }
+
+    /// Hands the gathered bytes to the channel (before a large payload, or at the flush).
+    private func writeGathered(context: ChannelHandlerContext) {
+        guard let buffer = gathered.take() else { return }
+        guard buffer.readableBytes > 0 else { return }
+        lastGatheredBytes = max(256, min(buffer.readableBytes, 1 << 16))
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
     private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
         let version = machine.protocolVersion ?? refusalVersion ?? .v3_1_1
         switch outbound {
         case .packet(let packet):
-            var buffer = context.channel.allocator.buffer(capacity: 32)
+            var buffer = takeGatheredBuffer(context: context)
+            let start = buffer.writerIndex
+            let fits: Bool
             do {
                 try buffer.writeMQTTPacket(packet, version: version)
-                if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
+                if let limit = machine.maximumOutboundPacketSize, buffer.writerIndex - start > Int(limit) {
                     // Leave out the Reason String and User Properties first [MQTT-3.1.2-25]; drop the packet
                     // only if it still does not fit.
-                    guard let smaller = packet.withoutProblemInformation else {
-                        perform(machine.outboundPacketTooLarge(packet), context: context)
-                        return
+                    buffer.moveWriterIndex(to: start)
+                    if let smaller = packet.withoutProblemInformation {
+                        try buffer.writeMQTTPacket(smaller, version: version)
+                        fits = buffer.writerIndex - start <= Int(limit)
+                    } else {
+                        fits = false
                     }
-                    buffer.clear()
-                    try buffer.writeMQTTPacket(smaller, version: version)
-                    if buffer.readableBytes > Int(limit) {
-                        perform(machine.outboundPacketTooLarge(packet), context: context)
-                        return
-                    }
+                } else {
+                    fits = true
                 }
             } catch {
+                buffer.moveWriterIndex(to: start)
+                gathered = buffer
                 logger.error("cannot encode packet", metadata: ["mqtt.packet": "\(packet.type)", "error": "\(error)"])
                 return
             }
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            guard fits else {
+                buffer.moveWriterIndex(to: start)
+                gathered = buffer
+                perform(machine.outboundPacketTooLarge(packet), context: context)
+                return
+            }
+            gathered = buffer
             needsFlush = true
         case .publish(let delivery):
             writePublish(delivery, version: version, context: context)
@@ -317,26 +349,38 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
         let delivery = machine.prepareForSending(delivery)
-        let encoded: PublishEncoding.Encoded
+        let payload = delivery.message.payload
+        var buffer = takeGatheredBuffer(context: context)
+        let start = buffer.writerIndex
+        let headerLength: Int
         do {
-            encoded = try PublishEncoding.encode(delivery, version: version, allocator: context.channel.allocator)
+            headerLength = try PublishEncoding.writeHeader(delivery, version: version, into: &buffer)
         } catch {
+            buffer.moveWriterIndex(to: start)
+            gathered = buffer
             logger.error("cannot encode PUBLISH", metadata: ["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"])
             return
         }
-        if let limit = machine.maximumOutboundPacketSize, encoded.totalLength > Int(limit) {
+        if let limit = machine.maximumOutboundPacketSize, headerLength + payload.readableBytes > Int(limit) {
             // [MQTT-3.1.2-25]: a packet above the client's Maximum Packet Size is discarded, as if delivered.
+            buffer.moveWriterIndex(to: start)
+            gathered = buffer
             perform(machine.outboundPublishTooLarge(delivery, now: .now()), context: context)
             return
         }
-        context.write(wrapOutboundOut(encoded.header), promise: nil)
-        if encoded.payload.readableBytes > 0 {
-            context.write(wrapOutboundOut(encoded.payload), promise: nil)
-        }
         needsFlush = true
+        if payload.readableBytes <= Self.gatherLimit {
+            buffer.writeImmutableBuffer(payload)
+            gathered = buffer
+        } else {
+            gathered = buffer
+            writeGathered(context: context)
+            context.write(wrapOutboundOut(payload), promise: nil)
+        }
     }
 
     private func flushIfNeeded(context: ChannelHandlerContext) {
+        writeGathered(context: context)
         if needsFlush {
             needsFlush = false
             context.flush()
