@@ -14,7 +14,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private let waker: ConnectionWaker
     private let configuration: BrokerConfiguration
     private let registry: ConnectionRegistry
-    private var logger: Logger
+    /// The server's logger, shared: the connection's metadata is added per log line (`metadata(_:)`), which is
+    /// rare, rather than kept in a per-connection copy of the log handler.
+    private let logger: Logger
+    private let remoteAddress: String
     private var context: ChannelHandlerContext?
 
     private var wakes = WakeBatch()
@@ -60,9 +63,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.configuration = broker.configuration
         self.registry = registry
         self.lastActivity = now
-        var logger = logger
-        logger[metadataKey: "net.peer"] = "\(remoteAddress)"
         self.logger = logger
+        self.remoteAddress = remoteAddress
     }
 
     // MARK: - Lifecycle
@@ -102,10 +104,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         perform(machine.receive(packet, now: now), context: context)
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
         if !wasConnected, !closing, machine.isConnected, let seconds = machine.keepAlive {
-            if let version = machine.protocolVersion {
-                logger[metadataKey: "mqtt.client_id"] = "\(machine.clientIdentifier ?? "")"
-                logger[metadataKey: "mqtt.version"] = "\(version.rawValue)"
-            }
             keepAlive = seconds == 0 ? nil : .milliseconds(Int64(seconds) * 1500)
             timer?.cancel()
             timer = nil
@@ -130,7 +128,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             // The decoder already failed and the connection is being closed.
             return
         } else {
-            logger.debug("connection error", metadata: ["error": "\(error)"])
+            logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
             closing = true
             context.close(promise: nil)
             return
@@ -263,7 +261,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private func ticketCompleted(_ number: UInt64, committed: Bool) {
         guard let context, !closing else { return }
         guard committed else {
-            logger.error("The store could not commit; closing the connection without acknowledging")
+            logger.error("The store could not commit; closing the connection without acknowledging", metadata: metadata())
             closing = true
             held.removeAll()
             flushIfNeeded(context: context)
@@ -331,7 +329,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             } catch {
                 buffer.moveWriterIndex(to: start)
                 gathered = buffer
-                logger.error("cannot encode packet", metadata: ["mqtt.packet": "\(packet.type)", "error": "\(error)"])
+                logger.error("cannot encode packet", metadata: metadata(["mqtt.packet": "\(packet.type)", "error": "\(error)"]))
                 return
             }
             guard fits else {
@@ -358,7 +356,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         } catch {
             buffer.moveWriterIndex(to: start)
             gathered = buffer
-            logger.error("cannot encode PUBLISH", metadata: ["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"])
+            logger.error("cannot encode PUBLISH", metadata: metadata(["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"]))
             return
         }
         if let limit = machine.maximumOutboundPacketSize, headerLength + payload.readableBytes > Int(limit) {
@@ -388,9 +386,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func log(_ record: LogRecord) {
-        var metadata = Logger.Metadata()
-        for (key, value) in record.metadata { metadata[key] = "\(value)" }
-        logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata)
+        var extra = Logger.Metadata()
+        for (key, value) in record.metadata { extra[key] = "\(value)" }
+        logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata(extra))
+    }
+
+    /// The connection's metadata (peer, and once connected client id and protocol version) plus `extra`.
+    private func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["net.peer": "\(remoteAddress)"]
+        if let clientIdentifier = machine.clientIdentifier, let version = machine.protocolVersion {
+            metadata["mqtt.client_id"] = "\(clientIdentifier)"
+            metadata["mqtt.version"] = "\(version.rawValue)"
+        }
+        metadata.merge(extra) { $1 }
+        return metadata
     }
 }
 
