@@ -533,6 +533,9 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Up to this many matched sessions are told apart by a linear search, beyond it by a dictionary.
+    private static let linearTargetSearchLimit = 8
+
     private struct Target {
         var session: Session
         var qos: QoS
@@ -546,7 +549,9 @@ public final class Broker: Sendable {
     /// The trie applies the `$` rule [MQTT-4.7.2-1].
     func route(_ message: Message) -> RouteResult {
         var targets: [Target] = []
-        var positions: [ObjectIdentifier: Int] = [:]
+        // Sessions seen so far, by position in `targets`: a few are searched linearly, which spares a
+        // dictionary (and its allocation) in the common case of one or a few matches.
+        var positions: [ObjectIdentifier: Int]? = nil
         self.subscriptionTrie.withReadLock { trie in
             trie.forEachMatch(topic: message.topic) { clientIdentifier, entry in
                 // No Local: not to the publishing client's own subscriptions [MQTT-3.8.3-3].
@@ -555,7 +560,19 @@ public final class Broker: Sendable {
                 }
                 let qos = min(message.qos, entry.options.qos)
                 let key = ObjectIdentifier(entry.session)
-                if let position = positions[key] {
+                let found: Int?
+                if positions == nil, targets.count < Self.linearTargetSearchLimit {
+                    found = targets.firstIndex { $0.session === entry.session }
+                } else {
+                    if positions == nil {
+                        var built: [ObjectIdentifier: Int] = [:]
+                        built.reserveCapacity(targets.count * 2)
+                        for (index, target) in targets.enumerated() { built[ObjectIdentifier(target.session)] = index }
+                        positions = built
+                    }
+                    found = positions![key]
+                }
+                if let position = found {
                     targets[position].qos = max(targets[position].qos, qos)
                     targets[position].retainAsPublished = targets[position].retainAsPublished
                         || entry.options.retainAsPublished
@@ -563,7 +580,7 @@ public final class Broker: Sendable {
                         targets[position].identifiers.append(identifier)
                     }
                 } else {
-                    positions[key] = targets.count
+                    positions?[key] = targets.count
                     targets.append(
                         Target(
                             session: entry.session,

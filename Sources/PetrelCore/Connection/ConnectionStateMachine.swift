@@ -893,10 +893,12 @@ public struct ConnectionStateMachine {
     @discardableResult
     private mutating func route(_ message: Message, into actions: inout ConnectionActions, context: Context, now: NIODeadline) -> Bool {
         let routed = self.broker.publish(message)
+        // Routing returns each session's waker at most once.
+        var others = routed.wakers
         var selfWoken = false
-        var others: [any DeliveryWaker] = []
-        for waker in routed.wakers {
-            if waker === self.waker { selfWoken = true } else { others.append(waker) }
+        if let index = others.firstIndex(where: { $0 === self.waker }) {
+            others.remove(at: index)
+            selfWoken = true
         }
         actions.addWakers(others)
         actions.logs.append(contentsOf: routed.logs)

@@ -89,17 +89,44 @@ public final class Message: Sendable {
 
 /// A small lock-protected box in which the server keeps the encoded body of a `Message`, per key (for example
 /// per protocol version), so a message fanned out to many subscribers is encoded once per version.
+///
+/// A message is nearly always sent with one or two keys (one protocol version, with or without a packet
+/// identifier): two slots are kept inline, and a dictionary is only made for a third key.
 public final class EncodedPublishCache: Sendable {
-    private let storage = Mutex<[Int: ByteBuffer]>([:])
+    private struct Slots {
+        var firstKey = Int.min
+        var first: ByteBuffer?
+        var secondKey = Int.min
+        var second: ByteBuffer?
+        var more: [Int: ByteBuffer]?
+    }
+
+    private let storage = Mutex<Slots>(Slots())
 
     public init() {}
 
     public func value(for key: Int) -> ByteBuffer? {
-        self.storage.withLock { $0[key] }
+        self.storage.withLock { slots in
+            if slots.firstKey == key { return slots.first }
+            if slots.secondKey == key { return slots.second }
+            return slots.more?[key]
+        }
     }
 
     public func set(_ buffer: ByteBuffer, for key: Int) {
-        self.storage.withLock { $0[key] = buffer }
+        self.storage.withLock { slots in
+            if slots.first == nil || slots.firstKey == key {
+                slots.firstKey = key
+                slots.first = buffer
+            } else if slots.second == nil || slots.secondKey == key {
+                slots.secondKey = key
+                slots.second = buffer
+            } else {
+                var more = slots.more ?? [:]
+                more[key] = buffer
+                slots.more = more
+            }
+        }
     }
 }
 

@@ -108,12 +108,14 @@ public struct SubscriptionTrie<Key: Hashable & Sendable, Value: Sendable>: Senda
                 for (key, value) in entries { try body(key, value) }
                 return
             }
-            if let child = children[TopicLevel(level)] {
-                try child.forEachMatch(levels, wildcardsMatch: true, body)
+            // The children are reached through `values[index]` and `singleLevelChild[0]`, which lend the node
+            // in place; `children[key]` and `singleLevel` would copy it (retaining and releasing its storage).
+            if let index = children.index(forKey: TopicLevel(level)) {
+                try children.values[index].forEachMatch(levels, wildcardsMatch: true, body)
             }
             // `+` matches exactly one level, including an empty one [MQTT-4.7.1-3].
-            if wildcardsMatch, let child = singleLevel {
-                try child.forEachMatch(levels, wildcardsMatch: true, body)
+            if wildcardsMatch, !singleLevelChild.isEmpty {
+                try singleLevelChild[0].forEachMatch(levels, wildcardsMatch: true, body)
             }
         }
 

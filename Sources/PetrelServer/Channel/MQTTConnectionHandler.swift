@@ -14,7 +14,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private let waker: ConnectionWaker
     private let configuration: BrokerConfiguration
     private let registry: ConnectionRegistry
-    private var logger: Logger
+    /// The server's logger, shared: the connection's metadata is added per log line (`metadata(_:)`), which is
+    /// rare, rather than kept in a per-connection copy of the log handler.
+    private let logger: Logger
+    private let remoteAddress: String
     private var context: ChannelHandlerContext?
 
     private var wakes = WakeBatch()
@@ -60,9 +63,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.configuration = broker.configuration
         self.registry = registry
         self.lastActivity = now
-        var logger = logger
-        logger[metadataKey: "net.peer"] = "\(remoteAddress)"
         self.logger = logger
+        self.remoteAddress = remoteAddress
     }
 
     // MARK: - Lifecycle
@@ -102,10 +104,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         perform(machine.receive(packet, now: now), context: context)
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
         if !wasConnected, !closing, machine.isConnected, let seconds = machine.keepAlive {
-            if let version = machine.protocolVersion {
-                logger[metadataKey: "mqtt.client_id"] = "\(machine.clientIdentifier ?? "")"
-                logger[metadataKey: "mqtt.version"] = "\(version.rawValue)"
-            }
             keepAlive = seconds == 0 ? nil : .milliseconds(Int64(seconds) * 1500)
             timer?.cancel()
             timer = nil
@@ -130,7 +128,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             // The decoder already failed and the connection is being closed.
             return
         } else {
-            logger.debug("connection error", metadata: ["error": "\(error)"])
+            logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
             closing = true
             context.close(promise: nil)
             return
@@ -263,7 +261,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private func ticketCompleted(_ number: UInt64, committed: Bool) {
         guard let context, !closing else { return }
         guard committed else {
-            logger.error("The store could not commit; closing the connection without acknowledging")
+            logger.error("The store could not commit; closing the connection without acknowledging", metadata: metadata())
             closing = true
             held.removeAll()
             flushIfNeeded(context: context)
@@ -283,32 +281,64 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         wakes.fire(on: context.eventLoop)
     }
 
+    /// Packets of the current batch not handed to the channel yet: acknowledgements, PUBLISH headers and
+    /// payloads up to `gatherLimit` bytes are copied into one buffer, written once at the flush, instead of one
+    /// buffer and one `write` per packet. Nil between batches, so an idle connection keeps no buffer.
+    private var gathered: ByteBuffer?
+    /// The size of the last gathered batch, to allocate the next one at about the right size.
+    private var lastGatheredBytes = 256
+    /// Larger payloads are written as their own slice of the publisher's buffer rather than copied.
+    private static let gatherLimit = 2048
+
+    private func takeGatheredBuffer(context: ChannelHandlerContext) -> ByteBuffer {
+        if let buffer = gathered.take() { return buffer }
+        return context.channel.allocator.buffer(capacity: lastGatheredBytes)
+    }
+
+    /// Hands the gathered bytes to the channel (before a large payload, or at the flush).
+    private func writeGathered(context: ChannelHandlerContext) {
+        guard let buffer = gathered.take() else { return }
+        guard buffer.readableBytes > 0 else { return }
+        lastGatheredBytes = max(256, min(buffer.readableBytes, 1 << 16))
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
     private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
         let version = machine.protocolVersion ?? refusalVersion ?? .v3_1_1
         switch outbound {
         case .packet(let packet):
-            var buffer = context.channel.allocator.buffer(capacity: 32)
+            var buffer = takeGatheredBuffer(context: context)
+            let start = buffer.writerIndex
+            let fits: Bool
             do {
                 try buffer.writeMQTTPacket(packet, version: version)
-                if let limit = machine.maximumOutboundPacketSize, buffer.readableBytes > Int(limit) {
+                if let limit = machine.maximumOutboundPacketSize, buffer.writerIndex - start > Int(limit) {
                     // Leave out the Reason String and User Properties first [MQTT-3.1.2-25]; drop the packet
                     // only if it still does not fit.
-                    guard let smaller = packet.withoutProblemInformation else {
-                        perform(machine.outboundPacketTooLarge(packet), context: context)
-                        return
+                    buffer.moveWriterIndex(to: start)
+                    if let smaller = packet.withoutProblemInformation {
+                        try buffer.writeMQTTPacket(smaller, version: version)
+                        fits = buffer.writerIndex - start <= Int(limit)
+                    } else {
+                        fits = false
                     }
-                    buffer.clear()
-                    try buffer.writeMQTTPacket(smaller, version: version)
-                    if buffer.readableBytes > Int(limit) {
-                        perform(machine.outboundPacketTooLarge(packet), context: context)
-                        return
-                    }
+                } else {
+                    fits = true
                 }
             } catch {
-                logger.error("cannot encode packet", metadata: ["mqtt.packet": "\(packet.type)", "error": "\(error)"])
+                buffer.moveWriterIndex(to: start)
+                gathered = buffer
+                logger.error("cannot encode packet", metadata: metadata(["mqtt.packet": "\(packet.type)", "error": "\(error)"]))
                 return
             }
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            guard fits else {
+                buffer.moveWriterIndex(to: start)
+                gathered = buffer
+                perform(machine.outboundPacketTooLarge(packet), context: context)
+                return
+            }
+            gathered = buffer
             needsFlush = true
         case .publish(let delivery):
             writePublish(delivery, version: version, context: context)
@@ -317,26 +347,38 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
         let delivery = machine.prepareForSending(delivery)
-        let encoded: PublishEncoding.Encoded
+        let payload = delivery.message.payload
+        var buffer = takeGatheredBuffer(context: context)
+        let start = buffer.writerIndex
+        let headerLength: Int
         do {
-            encoded = try PublishEncoding.encode(delivery, version: version, allocator: context.channel.allocator)
+            headerLength = try PublishEncoding.writeHeader(delivery, version: version, into: &buffer)
         } catch {
-            logger.error("cannot encode PUBLISH", metadata: ["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"])
+            buffer.moveWriterIndex(to: start)
+            gathered = buffer
+            logger.error("cannot encode PUBLISH", metadata: metadata(["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"]))
             return
         }
-        if let limit = machine.maximumOutboundPacketSize, encoded.totalLength > Int(limit) {
+        if let limit = machine.maximumOutboundPacketSize, headerLength + payload.readableBytes > Int(limit) {
             // [MQTT-3.1.2-25]: a packet above the client's Maximum Packet Size is discarded, as if delivered.
+            buffer.moveWriterIndex(to: start)
+            gathered = buffer
             perform(machine.outboundPublishTooLarge(delivery, now: .now()), context: context)
             return
         }
-        context.write(wrapOutboundOut(encoded.header), promise: nil)
-        if encoded.payload.readableBytes > 0 {
-            context.write(wrapOutboundOut(encoded.payload), promise: nil)
-        }
         needsFlush = true
+        if payload.readableBytes <= Self.gatherLimit {
+            buffer.writeImmutableBuffer(payload)
+            gathered = buffer
+        } else {
+            gathered = buffer
+            writeGathered(context: context)
+            context.write(wrapOutboundOut(payload), promise: nil)
+        }
     }
 
     private func flushIfNeeded(context: ChannelHandlerContext) {
+        writeGathered(context: context)
         if needsFlush {
             needsFlush = false
             context.flush()
@@ -344,9 +386,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func log(_ record: LogRecord) {
-        var metadata = Logger.Metadata()
-        for (key, value) in record.metadata { metadata[key] = "\(value)" }
-        logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata)
+        var extra = Logger.Metadata()
+        for (key, value) in record.metadata { extra[key] = "\(value)" }
+        logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata(extra))
+    }
+
+    /// The connection's metadata (peer, and once connected client id and protocol version) plus `extra`.
+    private func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["net.peer": "\(remoteAddress)"]
+        if let clientIdentifier = machine.clientIdentifier, let version = machine.protocolVersion {
+            metadata["mqtt.client_id"] = "\(clientIdentifier)"
+            metadata["mqtt.version"] = "\(version.rawValue)"
+        }
+        metadata.merge(extra) { $1 }
+        return metadata
     }
 }
 
