@@ -234,6 +234,10 @@ def build_broker(workdir: Path, options: dict, extra_args: Optional[list[str]] =
             else:
                 args += [flag, str(value)]
         args += extra_args or []
+        if "--data-dir" not in args and "--storage" not in args:
+            # Each broker keeps its state in its own directory, so tests never see each other's sessions or
+            # retained messages, and nothing is written into the working directory.
+            args += ["--data-dir", str(workdir / "data")]
     elif is_mosquitto():
         binary = os.environ.get("MOSQUITTO_BIN") or shutil.which("mosquitto") \
             or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)

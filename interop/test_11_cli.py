@@ -3,6 +3,7 @@
 import re
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -18,7 +19,9 @@ def run(*args, timeout=10):
     binary = petrel_binary()
     if not binary.exists():
         pytest.fail(f"Petrel binary not found at {binary}")
-    return subprocess.run([str(binary), *args], capture_output=True, timeout=timeout, text=True)
+    # A scratch working directory: a broker started here keeps its default ./petrel-data out of the checkout.
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run([str(binary), *args], capture_output=True, timeout=timeout, text=True, cwd=scratch)
 
 
 def test_help():
@@ -113,7 +116,8 @@ def test_bare_petrel_serves(tmp_path):
     """`petrel` with no subcommand is `petrel serve`."""
     from conftest import Broker, free_port
     port = free_port()
-    b = Broker("petrel", [str(petrel_binary()), "--host", "127.0.0.1", "--port", str(port)],
+    b = Broker("petrel", [str(petrel_binary()), "--host", "127.0.0.1", "--port", str(port),
+                          "--data-dir", str(tmp_path / "data")],
                port, tmp_path / "broker.log", {}, tmp_path)
     b.start()
     try:

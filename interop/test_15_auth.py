@@ -235,7 +235,8 @@ def test_raw_311_return_codes(auth_broker):
 def test_bad_password_file_stops_start(tmp_path):
     bad = tmp_path / "bad"
     bad.write_text("alice:not-a-verifier\n")
-    proc = subprocess.run([str(petrel_binary()), "serve", "--port", "0", "--password-file", str(bad)],
+    proc = subprocess.run([str(petrel_binary()), "serve", "--port", "0", "--password-file", str(bad),
+                           "--data-dir", str(tmp_path / "data")],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert "line 1" in proc.stderr
