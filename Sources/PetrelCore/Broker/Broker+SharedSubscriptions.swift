@@ -101,13 +101,7 @@ extension Broker {
                     return true
                 case .dropped(let firstInBurst):
                     if firstInBurst {
-                        result.logs.append(
-                            LogRecord(
-                                level: .warning,
-                                message: "Session queue full: dropping new messages",
-                                metadata: ["mqtt.client_id": member.clientIdentifier, "mqtt.topic": message.topic]
-                            )
-                        )
+                        result.logs.append(.queueFull(clientIdentifier: member.clientIdentifier, topic: message.topic))
                     }
                     return false
                 case .discarded:

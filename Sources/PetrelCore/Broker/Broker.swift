@@ -309,32 +309,33 @@ public final class Broker: Sendable {
             }
             var previousOwner: SessionOwner?
             var reroutedWakers: [any DeliveryWaker] = []
-            if let existing = registry.sessions[clientIdentifier] {
-                // A session that ends with its connection (3.1.1 Clean Session 1 [MQTT-3.1.2-6], v5 Session
-                // Expiry 0 [MQTT-3.1.2-23]) is never resumed, even when the new CONNECT arrives before the old
-                // connection's DISCONNECT or close was processed.
-                if !cleanStart && existing.isPersistent {
-                    previousOwner = existing.attach(
-                        token: token,
-                        waker: waker,
-                        protocolVersion: protocolVersion,
-                        expiryInterval: expiryInterval,
-                        inflightLimit: inflightLimit,
-                        will: will
-                    )
-                    return SessionOpening(session: existing, sessionPresent: true, previousOwner: previousOwner?.waker)
+            let session: Session
+            let sessionPresent: Bool
+            // A session that ends with its connection (3.1.1 Clean Session 1 [MQTT-3.1.2-6], v5 Session Expiry 0
+            // [MQTT-3.1.2-23]) is never resumed, even when the new CONNECT arrives before the old connection's
+            // DISCONNECT or close was processed.
+            if let existing = registry.sessions[clientIdentifier], !cleanStart, existing.isPersistent {
+                session = existing
+                sessionPresent = true
+            } else {
+                if let existing = registry.sessions[clientIdentifier] {
+                    previousOwner = self.endSession(
+                        existing,
+                        in: &registry,
+                        onlyIfDetached: false,
+                        wakers: &reroutedWakers
+                    )?.owner
                 }
-                var rerouted: [any DeliveryWaker] = []
-                previousOwner = self.endSession(existing, in: &registry, onlyIfDetached: false, wakers: &rerouted)?.owner
-                reroutedWakers = rerouted
+                session = Session(
+                    clientIdentifier: clientIdentifier,
+                    state: SessionState(protocolVersion: protocolVersion, expiryInterval: 0, inflightLimit: inflightLimit),
+                    store: self.store,
+                    counters: self.counters
+                )
+                registry.sessions[clientIdentifier] = session
+                sessionPresent = false
             }
-            let session = Session(
-                clientIdentifier: clientIdentifier,
-                state: SessionState(protocolVersion: protocolVersion, expiryInterval: 0, inflightLimit: inflightLimit),
-                store: self.store,
-                counters: self.counters
-            )
-            _ = session.attach(
+            let attachedOwner = session.attach(
                 token: token,
                 waker: waker,
                 protocolVersion: protocolVersion,
@@ -342,11 +343,10 @@ public final class Broker: Sendable {
                 inflightLimit: inflightLimit,
                 will: will
             )
-            registry.sessions[clientIdentifier] = session
             return SessionOpening(
                 session: session,
-                sessionPresent: false,
-                previousOwner: previousOwner?.waker,
+                sessionPresent: sessionPresent,
+                previousOwner: (attachedOwner ?? previousOwner)?.waker,
                 wakers: reroutedWakers
             )
         }
@@ -610,14 +610,7 @@ public final class Broker: Sendable {
             case .dropped(let firstInBurst):
                 if firstInBurst {
                     result.logs.append(
-                        LogRecord(
-                            level: .warning,
-                            message: "Session queue full: dropping new messages",
-                            metadata: [
-                                "mqtt.client_id": target.session.clientIdentifier,
-                                "mqtt.topic": message.topic,
-                            ]
-                        )
+                        .queueFull(clientIdentifier: target.session.clientIdentifier, topic: message.topic)
                     )
                 }
             case .discarded:

@@ -78,3 +78,14 @@ public struct LogRecord: Sendable, Hashable {
         self.metadata = metadata
     }
 }
+
+extension LogRecord {
+    /// A session's queue reached its bound and new messages for it are dropped (logged once per burst).
+    static func queueFull(clientIdentifier: String, topic: String) -> LogRecord {
+        LogRecord(
+            level: .warning,
+            message: "Session queue full: dropping new messages",
+            metadata: ["mqtt.client_id": clientIdentifier, "mqtt.topic": topic]
+        )
+    }
+}

@@ -179,15 +179,7 @@ final class Session: Sendable {
             state.expiryInterval = expiryInterval
             state.inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
             state.will = will
-            if state.isPersistent {
-                if wasPersistent {
-                    self.store.sessionSaved(self.record(state))
-                } else {
-                    self.persistAll(&state)
-                }
-            } else if wasPersistent {
-                self.store.sessionRemoved(clientIdentifier: self.clientIdentifier)
-            }
+            self.storePersistenceChange(&state, wasPersistent: wasPersistent)
             return previous
         }
     }
@@ -271,16 +263,23 @@ final class Session: Sendable {
             guard state.owner?.token == token else { return false }
             let wasPersistent = state.isPersistent
             state.expiryInterval = interval
-            if state.isPersistent {
-                if wasPersistent {
-                    self.store.sessionSaved(self.record(state))
-                } else {
-                    self.persistAll(&state)
-                }
-            } else if wasPersistent {
-                self.store.sessionRemoved(clientIdentifier: self.clientIdentifier)
-            }
+            self.storePersistenceChange(&state, wasPersistent: wasPersistent)
             return true
+        }
+    }
+
+    /// Keeps the store in step after the expiry interval changed: a session that became persistent is written
+    /// whole, one that stays persistent has its record updated, one that no longer is leaves the store. Only
+    /// persistent sessions are stored. Called with the session's lock held.
+    private func storePersistenceChange(_ state: inout SessionState, wasPersistent: Bool) {
+        if state.isPersistent {
+            if wasPersistent {
+                self.store.sessionSaved(self.record(state))
+            } else {
+                self.persistAll(&state)
+            }
+        } else if wasPersistent {
+            self.store.sessionRemoved(clientIdentifier: self.clientIdentifier)
         }
     }
 
