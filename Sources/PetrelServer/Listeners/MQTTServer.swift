@@ -86,9 +86,10 @@ public final class MQTTServer: Service {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: watermark)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            // The channel keeps its last receive buffer for the next read: start small (NIO's default is 2 KiB)
-            // so that an idle connection holds little; a busy one doubles it on every full read.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
+            // The channel keeps its last receive buffer for the next read: start at the minimum (NIO's default is
+            // 2 KiB) so that an idle connection holds 64 bytes; a busy one grows it on every full read, up to 64 KiB
+            // within a few reads of one readable event (`maxMessagesPerRead`).
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let waker = ConnectionWaker(eventLoop: channel.eventLoop)
