@@ -36,10 +36,8 @@ public struct ConnectionStateMachine {
         var outboundTopicAliases = OutboundTopicAliases(capacity: 0)
         /// The authenticated user (nil for an anonymous client).
         var user: String?
-        /// What the client presented at CONNECT, for re-authentication.
-        var credentials: ConnectCredentials?
-        /// The enhanced authentication method of the CONNECT and any re-authentication in progress (v5).
-        var authentication: EnhancedAuthentication?
+        /// Set when the CONNECT used enhanced authentication (v5), for re-authentication; out of line, as rare.
+        var reauthentication: OutOfLine<Reauthentication>?
 
         init(
             version: ProtocolVersion,
@@ -80,8 +78,23 @@ public struct ConnectionStateMachine {
     /// The CONNECT waiting for its enhanced authentication exchange to end.
     private var pendingConnect: PendingConnect?
 
-    private struct PendingConnect {
-        var connect: MQTTPacket.Connect
+    /// A class: only a connection in an enhanced authentication exchange has one, and the CONNECT it holds is
+    /// several hundred bytes that every other connection would otherwise carry inline.
+    private final class PendingConnect {
+        let connect: MQTTPacket.Connect
+        let credentials: ConnectCredentials
+        var authentication: EnhancedAuthentication
+
+        init(connect: MQTTPacket.Connect, credentials: ConnectCredentials, authentication: EnhancedAuthentication) {
+            self.connect = connect
+            self.credentials = credentials
+            self.authentication = authentication
+        }
+    }
+
+    /// What re-authentication needs (spec 4.12.1): what the client presented at CONNECT, and the enhanced
+    /// authentication method with any exchange in progress.
+    private struct Reauthentication {
         var credentials: ConnectCredentials
         var authentication: EnhancedAuthentication
     }
@@ -553,8 +566,9 @@ public struct ConnectionStateMachine {
             )
         }
         context.user = user
-        context.credentials = credentials
-        context.authentication = authentication?.state
+        if let authentication {
+            context.reauthentication = OutOfLine(Reauthentication(credentials: credentials, authentication: authentication.state))
+        }
         self.context = context
         self.phase = .connected
         self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
@@ -656,7 +670,7 @@ public struct ConnectionStateMachine {
     /// A packet while the CONNECT's exchange is in progress: only AUTH and DISCONNECT are allowed
     /// [MQTT-3.1.2-30]; anything else is a protocol error (CONNACK 0x82, close).
     private mutating func continueConnectAuthentication(_ packet: MQTTPacket, now: NIODeadline) -> ConnectionActions {
-        guard var pending = self.pendingConnect, var random = self.random else {
+        guard let pending = self.pendingConnect, var random = self.random else {
             return self.refuseConnect(.protocolError, "no authentication in progress")
         }
         switch packet {
@@ -669,7 +683,6 @@ public struct ConnectionStateMachine {
                 random: &random
             )
             self.random = random
-            self.pendingConnect = pending
             return self.connectAuthenticationOutcome(outcome, now: now)
         case .disconnect:
             self.phase = .closed
@@ -707,21 +720,24 @@ public struct ConnectionStateMachine {
     /// Method at CONNECT [MQTT-4.12.0-7]; success answers AUTH 0x00, failure DISCONNECT with the reason and close
     /// [MQTT-4.12.1-2].
     private mutating func handleReauthentication(_ auth: MQTTPacket.Auth, context: Context, now: NIODeadline) -> ConnectionActions {
-        guard var authentication = context.authentication, let credentials = context.credentials else {
+        guard let reauthentication = context.reauthentication?.value else {
             return self.protocolViolation(.protocolError, "AUTH without an Authentication Method at CONNECT", now: now)
         }
         guard var random = self.random else {
             return self.protocolViolation(.badAuthenticationMethod, "no random source for re-authentication", now: now)
         }
+        var authentication = reauthentication.authentication
         let outcome = authentication.receive(
             auth,
             connected: true,
             authenticator: self.configuration.authenticator,
-            credentials: credentials,
+            credentials: reauthentication.credentials,
             random: &random
         )
         self.random = random
-        context.authentication = authentication
+        context.reauthentication = OutOfLine(
+            Reauthentication(credentials: reauthentication.credentials, authentication: authentication)
+        )
         switch outcome {
         case .challenge(let challenge):
             return ConnectionActions(outbound: [.packet(.auth(challenge))])

@@ -12,7 +12,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private var machine: ConnectionStateMachine
     private let waker: ConnectionWaker
-    private let configuration: BrokerConfiguration
+    private let connectTimeout: TimeAmount
     private let registry: ConnectionRegistry
     /// The server's logger, shared: the connection's metadata is added per log line (`metadata(_:)`), which is
     /// rare, rather than kept in a per-connection copy of the log handler.
@@ -60,7 +60,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             random: SystemRandomNumberGenerator()
         )
         self.waker = waker
-        self.configuration = broker.configuration
+        self.connectTimeout = broker.configuration.connectTimeout
         self.registry = registry
         self.lastActivity = now
         self.logger = logger
@@ -73,7 +73,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.context = context
         waker.handler.value = self
         registry.add(waker)
-        scheduleTimer(at: lastActivity + configuration.connectTimeout)
+        scheduleTimer(at: lastActivity + connectTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
