@@ -21,8 +21,13 @@ public struct ConnectionStateMachine {
         /// Effective keep alive in seconds (the client's, or Server Keep Alive); 0 is off.
         let keepAlive: UInt16
         var lastActivity: NIODeadline
-        /// Published on an abnormal end; cleared by DISCONNECT 0x00 [MQTT-3.1.2-10].
-        var will: MQTTPacket.Will?
+        /// Published on an abnormal end; cleared by DISCONNECT 0x00 [MQTT-3.1.2-10]. Out of line: most clients
+        /// have none, and an idle connection should not carry its size.
+        var will: MQTTPacket.Will? {
+            get { self.willStorage?.value }
+            set { self.willStorage = newValue.map(OutOfLine.init) }
+        }
+        private var willStorage: OutOfLine<MQTTPacket.Will>?
         /// The session expiry interval; a v5 DISCONNECT may change it.
         var sessionExpiryInterval: UInt32
         let connectSessionExpiryWasZero: Bool
@@ -57,7 +62,7 @@ public struct ConnectionStateMachine {
             self.token = token
             self.keepAlive = keepAlive
             self.lastActivity = lastActivity
-            self.will = will
+            self.willStorage = will.map(OutOfLine.init)
             self.sessionExpiryInterval = sessionExpiryInterval
             self.connectSessionExpiryWasZero = sessionExpiryInterval == 0
             self.maximumPacketSize = maximumPacketSize

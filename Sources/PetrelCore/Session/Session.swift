@@ -63,8 +63,14 @@ struct SessionState: Sendable {
     var disconnectedAt: NIODeadline?
     /// A queue-full drop was logged and the queue has not moved since.
     var droppingBurst = false
-    /// The will of the attached (or last) connection, mirrored to the store.
-    var will: MQTTPacket.Will?
+    /// The will of the attached (or last) connection, mirrored to the store. Out of line: most clients have
+    /// none, and an idle session should not carry its size.
+    var will: MQTTPacket.Will? {
+        get { self.willStorage?.value }
+        set { self.willStorage = newValue.map(OutOfLine.init) }
+    }
+    /// The storage of `will` (internal, not private, so that the memberwise initializer stays internal).
+    var willStorage: OutOfLine<MQTTPacket.Will>?
 
     var isPersistent: Bool { self.expiryInterval > 0 }
 
