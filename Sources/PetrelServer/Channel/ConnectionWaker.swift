@@ -24,11 +24,6 @@ final class ConnectionWaker: DeliveryWaker {
             eventLoop.execute { self.handler.value?.deliverPending() }
         }
     }
-
-    /// Asks the connection to say goodbye (MQTT 5 DISCONNECT 0x8B) and close, for a graceful shutdown.
-    func shutdown() -> EventLoopFuture<Void> {
-        eventLoop.submit { self.handler.value?.serverShutdown() }
-    }
 }
 
 /// Wake-ups collected during one read batch, fired at its end: connections on the current loop are drained

@@ -4,7 +4,8 @@ import NIOCore
 import PetrelCore
 
 /// One MQTT network connection. It interprets what the engine's `ConnectionStateMachine` decides: writes,
-/// closes, wake-ups of other connections, timers and log lines. No protocol decision is made here.
+/// closes, wake-ups of other connections, timers and log lines. No protocol decision is made here. Its timers
+/// (connect timeout, keep alive) are checked by its event loop's `EventLoopConnections`.
 final class MQTTConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = MQTTPacket
     typealias OutboundIn = ByteBuffer
@@ -12,8 +13,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private var machine: ConnectionStateMachine
     private let waker: ConnectionWaker
-    private let connectTimeout: TimeAmount
-    private let registry: ConnectionRegistry
+    /// Until CONNECT is accepted: the engine closes the connection at its connect timeout.
+    private let connectDeadline: NIODeadline
+    private let connections: EventLoopConnections
+    /// This connection's slot in `connections`; -1 when not listed.
+    var connectionIndex = -1
     /// The server's logger, shared: the connection's metadata is added per log line (`metadata(_:)`), which is
     /// rare, rather than kept in a per-connection copy of the log handler.
     private let logger: Logger
@@ -27,7 +31,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var deliveryDeferred = false
     /// A read was asked for while the socket was not writable: pass it on once it is.
     private var readDeferred = false
-    private var timer: Scheduled<Void>?
     private var lastActivity: NIODeadline
     /// The keep alive in force once CONNECT was accepted (the client's, or the server's override).
     private var keepAlive: TimeAmount?
@@ -46,7 +49,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     init(
         broker: Broker,
         waker: ConnectionWaker,
-        registry: ConnectionRegistry,
+        connections: EventLoopConnections,
         remoteAddress: String,
         logger: Logger
     ) {
@@ -60,8 +63,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             random: SystemRandomNumberGenerator()
         )
         self.waker = waker
-        self.connectTimeout = broker.configuration.connectTimeout
-        self.registry = registry
+        self.connectDeadline = now + broker.configuration.connectTimeout
+        self.connections = connections
         self.lastActivity = now
         self.logger = logger
         self.remoteAddress = remoteAddress
@@ -72,24 +75,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         waker.handler.value = self
-        registry.add(waker)
-        scheduleTimer(at: lastActivity + connectTimeout)
+        connections.add(self, deadline: connectDeadline)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        connections.remove(self)
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
-        timer?.cancel()
-        timer = nil
+        connections.remove(self)
         perform(machine.connectionClosed(now: .now()), context: context)
         wakes.fire(on: context.eventLoop)
         waker.handler.value = nil
-        registry.remove(waker)
         context.fireChannelInactive()
     }
 
@@ -105,9 +104,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
         if !wasConnected, !closing, machine.isConnected, let seconds = machine.keepAlive {
             keepAlive = seconds == 0 ? nil : .milliseconds(Int64(seconds) * 1500)
-            timer?.cancel()
-            timer = nil
-            if let keepAlive { scheduleTimer(at: now + keepAlive) }
+            connections.setDeadline(keepAlive.map { now + $0 } ?? .distantFuture, for: self)
         }
     }
 
@@ -189,30 +186,25 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Timers
 
-    private func scheduleTimer(at deadline: NIODeadline) {
-        guard let context else { return }
-        timer?.cancel()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: deadline) {
-            loopBound.value.timerFired()
-        }
-    }
-
-    private func timerFired() {
-        timer = nil
+    /// The deadline this connection gave its `EventLoopConnections` has passed: the engine closes it when the
+    /// connect timeout or 1.5 times the keep alive ran out [MQTT-3.1.2-24]; otherwise (a packet came since)
+    /// the connection names its next deadline. One that is already due again is looked at on the next check.
+    func deadlinePassed(now: NIODeadline) {
         guard let context, !closing else { return }
-        let now = NIODeadline.now()
         perform(machine.tick(now: now), context: context)
         flushIfNeeded(context: context)
         wakes.fire(on: context.eventLoop)
         guard !closing else { return }
+        let next: NIODeadline
         if let keepAlive {
-            let deadline = lastActivity + keepAlive
-            scheduleTimer(at: deadline > now ? deadline : now + .milliseconds(250))
+            next = lastActivity + keepAlive
         } else if !machine.isConnected {
-            // Still waiting for CONNECT (or the end of its authentication exchange): the engine closes at the connect timeout; look again shortly.
-            scheduleTimer(at: now + .milliseconds(250))
+            // Still waiting for CONNECT (or the end of its authentication exchange).
+            next = connectDeadline
+        } else {
+            next = .distantFuture
         }
+        connections.setDeadline(next, for: self)
     }
 
     // MARK: - Performing actions

@@ -16,6 +16,9 @@ public struct ServerConfiguration: Sendable {
     public var writeBufferHighWatermark: Int = 256 * 1024
     /// How often the engine's timers (delayed wills, session expiry) run. Default: 1 s.
     public var brokerTickInterval: TimeAmount = .seconds(1)
+    /// How often each event loop looks for connections whose connect timeout or keep alive (1.5 times the
+    /// client's, without a packet) ran out; such a connection is closed at most this late. Default: 250 ms.
+    public var connectionTimeoutCheckInterval: TimeAmount = .milliseconds(250)
     /// Longest wait for connections to close during a graceful shutdown. Default: 5 s.
     public var shutdownGracePeriod: TimeAmount = .seconds(5)
     /// The engine's limits and behaviour.

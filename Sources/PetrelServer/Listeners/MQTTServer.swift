@@ -11,7 +11,6 @@ public final class MQTTServer: Service {
     public let configuration: ServerConfiguration
     public let broker: Broker
     private let logger: Logger
-    private let registry = ConnectionRegistry()
     private let boundAddresses = AsyncStreamBox()
 
     public init(configuration: ServerConfiguration, broker: Broker? = nil, logger: Logger) {
@@ -23,10 +22,25 @@ public final class MQTTServer: Service {
     /// Runs until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        let loops = Array(group.makeIterator())
+        let connections = Dictionary(
+            uniqueKeysWithValues: loops.map { loop in
+                (ObjectIdentifier(loop), NIOLoopBoundBox.makeBoxSendingValue(EventLoopConnections(), eventLoop: loop))
+            }
+        )
+        // One repeating task per loop looks at the connections whose connect timeout or keep alive may have run out.
+        let interval = configuration.connectionTimeoutCheckInterval
+        let checks = loops.map { loop in
+            let box = connections[ObjectIdentifier(loop)]!
+            return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                box.value.checkDeadlines(now: .now())
+            }
+        }
         var listeners: [any Channel] = []
         do {
             for host in configuration.hosts {
-                let channel = try await makeBootstrap(group: group).bind(host: host, port: configuration.port).get()
+                let bootstrap = makeBootstrap(group: group, connections: connections)
+                let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
                 listeners.append(channel)
                 let address = Self.describe(channel.localAddress, host: host, port: configuration.port)
                 logger.notice("Listening for MQTT on \(address)", metadata: ["net.listener": "mqtt+tcp"])
@@ -35,6 +49,7 @@ public final class MQTTServer: Service {
         } catch {
             logger.error("Cannot listen", metadata: ["error": "\(error)"])
             for channel in listeners { try? await channel.close() }
+            for check in checks { check.cancel() }
             try? await group.shutdownGracefully()
             throw error
         }
@@ -54,13 +69,16 @@ public final class MQTTServer: Service {
         logger.notice("Shutting down")
         ticker.cancel()
         for channel in listeners { try? await channel.close() }
-        let goodbyes = registry.all().map { $0.shutdown() }
-        let loop = group.next()
-        _ = try? await EventLoopFuture.whenAllComplete(goodbyes, on: loop).get()
+        let goodbyes = loops.map { loop in
+            let box = connections[ObjectIdentifier(loop)]!
+            return loop.submit { box.value.shutdownAll() }
+        }
+        _ = try? await EventLoopFuture.whenAllComplete(goodbyes, on: group.next()).get()
         let deadline = NIODeadline.now() + configuration.shutdownGracePeriod
-        while registry.count > 0, NIODeadline.now() < deadline {
+        while NIODeadline.now() < deadline, await Self.count(connections, on: loops) > 0 {
             try? await Task.sleep(for: .milliseconds(20))
         }
+        for check in checks { check.cancel() }
         broker.shutdown(now: .now())
         try await group.shutdownGracefully()
         logger.notice("Stopped")
@@ -71,9 +89,24 @@ public final class MQTTServer: Service {
         await boundAddresses.wait(count: configuration.hosts.count)
     }
 
-    private func makeBootstrap(group: MultiThreadedEventLoopGroup) -> ServerBootstrap {
+    /// The connections still open on every loop.
+    private static func count(
+        _ connections: [ObjectIdentifier: NIOLoopBoundBox<EventLoopConnections>],
+        on loops: [any EventLoop]
+    ) async -> Int {
+        var total = 0
+        for loop in loops {
+            let box = connections[ObjectIdentifier(loop)]!
+            total += (try? await loop.submit { box.value.count }.get()) ?? 0
+        }
+        return total
+    }
+
+    private func makeBootstrap(
+        group: MultiThreadedEventLoopGroup,
+        connections: [ObjectIdentifier: NIOLoopBoundBox<EventLoopConnections>]
+    ) -> ServerBootstrap {
         let broker = self.broker
-        let registry = self.registry
         let logger = self.logger
         let maximumPacketSize = Int(configuration.broker.maximumPacketSize)
         let watermark = ChannelOptions.Types.WriteBufferWaterMark(
@@ -92,12 +125,15 @@ public final class MQTTServer: Service {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
+                        preconditionFailure("a connection on an event loop outside the server's group")
+                    }
                     let waker = ConnectionWaker(eventLoop: channel.eventLoop)
                     let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
                     let handler = MQTTConnectionHandler(
                         broker: broker,
                         waker: waker,
-                        registry: registry,
+                        connections: loopConnections,
                         remoteAddress: remote,
                         logger: logger
                     )
