@@ -6,22 +6,38 @@ import PetrelCore
 ///
 /// The engine returns wakers instead of calling them, so that the server can batch the wake-ups of one read
 /// batch per event loop (`WakeBatch`): one `execute` per loop, not one per message.
-final class ConnectionWaker: DeliveryWaker {
+///
+/// `@unchecked Sendable`: the only mutable state, `loopBoundHandler`, is read and written only through
+/// `handler`, whose accessors trap unless they run on `eventLoop` (immutable), so it is touched by one thread
+/// only; the rest is immutable and `Sendable`. This is what `NIOLoopBoundBox` does, without a second object per
+/// connection.
+final class ConnectionWaker: DeliveryWaker, @unchecked Sendable {
     let eventLoop: any EventLoop
-    /// Cleared when the channel goes away, which also breaks the handler <-> waker reference cycle.
-    let handler: NIOLoopBoundBox<MQTTConnectionHandler?>
+    private var loopBoundHandler: MQTTConnectionHandler?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
-        self.handler = .makeEmptyBox(valueType: MQTTConnectionHandler.self, eventLoop: eventLoop)
+    }
+
+    /// The connection, on its event loop only. Cleared when the channel goes away, which also breaks the
+    /// handler <-> waker reference cycle.
+    var handler: MQTTConnectionHandler? {
+        get {
+            self.eventLoop.preconditionInEventLoop()
+            return self.loopBoundHandler
+        }
+        set {
+            self.eventLoop.preconditionInEventLoop()
+            self.loopBoundHandler = newValue
+        }
     }
 
     /// Wakes this connection alone (used outside a read batch, e.g. by the broker's timer).
     func wake() {
         if eventLoop.inEventLoop {
-            handler.value?.deliverPending()
+            handler?.deliverPending()
         } else {
-            eventLoop.execute { self.handler.value?.deliverPending() }
+            eventLoop.execute { self.handler?.deliverPending() }
         }
     }
 }
@@ -62,9 +78,9 @@ struct WakeBatch {
         for (_, entry) in remote {
             let wakers = entry.wakers
             entry.loop.execute {
-                for waker in wakers { waker.handler.value?.deliverPending() }
+                for waker in wakers { waker.handler?.deliverPending() }
             }
         }
-        for waker in local { waker.handler.value?.deliverPending() }
+        for waker in local { waker.handler?.deliverPending() }
     }
 }

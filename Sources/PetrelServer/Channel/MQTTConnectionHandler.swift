@@ -74,7 +74,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        waker.handler.value = self
+        waker.handler = self
         connections.add(self, deadline: connectDeadline)
     }
 
@@ -88,7 +88,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         connections.remove(self)
         perform(machine.connectionClosed(now: .now()), context: context)
         wakes.fire(on: context.eventLoop)
-        waker.handler.value = nil
+        waker.handler = nil
         context.fireChannelInactive()
     }
 
