@@ -72,7 +72,8 @@ public struct ConnectionStateMachine {
 
     private let broker: Broker
     private let waker: any DeliveryWaker
-    private let remoteAddress: String
+    /// The peer's address as the server described it, for log lines.
+    public let remoteAddress: String
     private let openedAt: NIODeadline
     private var phase: Phase = .awaitingConnect
     private var context: Context?
@@ -125,6 +126,26 @@ public struct ConnectionStateMachine {
 
     /// The keep alive in force once connected (the client's, or Server Keep Alive), in seconds; 0 is off.
     public var keepAlive: UInt16? { self.phase == .connected ? self.context?.keepAlive : nil }
+
+    /// When `tick(now:)` may next close the connection: the connect timeout until CONNECT is accepted, then 1.5
+    /// times the keep alive after the last packet received [MQTT-3.1.2-24]; nil when no timer runs (keep alive
+    /// 0, or closed). The server calls `tick` once this has passed, and asks again afterwards.
+    public var tickDeadline: NIODeadline? {
+        switch self.phase {
+        case .awaitingConnect, .authenticating:
+            return self.openedAt + self.configuration.connectTimeout
+        case .connected:
+            guard let context = self.context, context.keepAlive > 0 else { return nil }
+            return context.lastActivity + Self.keepAliveLimit(context.keepAlive)
+        case .closed:
+            return nil
+        }
+    }
+
+    /// One and a half times the keep alive [MQTT-3.1.2-24] (v5 [MQTT-3.1.2-22]).
+    private static func keepAliveLimit(_ keepAlive: UInt16) -> TimeAmount {
+        .milliseconds(Int64(keepAlive) * 1500)
+    }
 
     /// The authenticated user of a connected client; nil for an anonymous one.
     public var authenticatedUser: String? { self.context?.user }
@@ -266,9 +287,7 @@ public struct ConnectionStateMachine {
             return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
         case .connected:
             guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
-            // One and a half times the keep alive [MQTT-3.1.2-24] (v5 [MQTT-3.1.2-22]).
-            let limit = TimeAmount.milliseconds(Int64(context.keepAlive) * 1500)
-            guard now - context.lastActivity > limit else { return ConnectionActions() }
+            guard now - context.lastActivity > Self.keepAliveLimit(context.keepAlive) else { return ConnectionActions() }
             return self.terminate(
                 context: context,
                 disconnect: .keepAliveTimeout,

@@ -13,15 +13,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     private var machine: ConnectionStateMachine
     private let waker: ConnectionWaker
-    /// Until CONNECT is accepted: the engine closes the connection at its connect timeout.
-    private let connectDeadline: NIODeadline
     private let connections: EventLoopConnections
     /// This connection's slot in `connections`; -1 when not listed.
     var connectionIndex = -1
     /// The server's logger, shared: the connection's metadata is added per log line (`metadata(_:)`), which is
     /// rare, rather than kept in a per-connection copy of the log handler.
     private let logger: Logger
-    private let remoteAddress: String
     private var context: ChannelHandlerContext?
 
     private var wakes = WakeBatch()
@@ -31,9 +28,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var deliveryDeferred = false
     /// A read was asked for while the socket was not writable: pass it on once it is.
     private var readDeferred = false
-    private var lastActivity: NIODeadline
-    /// The keep alive in force once CONNECT was accepted (the client's, or the server's override).
-    private var keepAlive: TimeAmount?
     /// The layout of the CONNACK that refuses an unsupported protocol version [MQTT-3.1.2-2].
     private var refusalVersion: ProtocolVersion?
     /// Packets waiting for a store commit ticket (`ticket` set) and everything after them, in order.
@@ -63,11 +57,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             random: SystemRandomNumberGenerator()
         )
         self.waker = waker
-        self.connectDeadline = now + broker.configuration.connectTimeout
         self.connections = connections
-        self.lastActivity = now
         self.logger = logger
-        self.remoteAddress = remoteAddress
     }
 
     // MARK: - Lifecycle
@@ -75,7 +66,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         waker.handler = self
-        connections.add(self, deadline: connectDeadline)
+        connections.add(self, deadline: machine.tickDeadline ?? .distantFuture)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -97,14 +88,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         let packet = unwrapInboundIn(data)
-        let now = NIODeadline.now()
-        lastActivity = now
         let wasConnected = machine.isConnected
-        perform(machine.receive(packet, now: now), context: context)
-        // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
-        if !wasConnected, !closing, machine.isConnected, let seconds = machine.keepAlive {
-            keepAlive = seconds == 0 ? nil : .milliseconds(Int64(seconds) * 1500)
-            connections.setDeadline(keepAlive.map { now + $0 } ?? .distantFuture, for: self)
+        perform(machine.receive(packet, now: .now()), context: context)
+        // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH. Later packets
+        // move the keep-alive deadline within the engine; the connection looks at it when the old one passes.
+        if !wasConnected, !closing, machine.isConnected {
+            connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
         }
     }
 
@@ -195,16 +184,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         flushIfNeeded(context: context)
         wakes.fire(on: context.eventLoop)
         guard !closing else { return }
-        let next: NIODeadline
-        if let keepAlive {
-            next = lastActivity + keepAlive
-        } else if !machine.isConnected {
-            // Still waiting for CONNECT (or the end of its authentication exchange).
-            next = connectDeadline
-        } else {
-            next = .distantFuture
-        }
-        connections.setDeadline(next, for: self)
+        connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
     }
 
     // MARK: - Performing actions
@@ -385,7 +365,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     /// The connection's metadata (peer, and once connected client id and protocol version) plus `extra`.
     private func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["net.peer": "\(remoteAddress)"]
+        var metadata: Logger.Metadata = ["net.peer": "\(machine.remoteAddress)"]
         if let clientIdentifier = machine.clientIdentifier, let version = machine.protocolVersion {
             metadata["mqtt.client_id"] = "\(clientIdentifier)"
             metadata["mqtt.version"] = "\(version.rawValue)"

@@ -202,6 +202,23 @@ struct ConnectTests {
         #expect(disconnectReason(actions) == .keepAliveTimeout)
     }
 
+    @Test("[MQTT-3.1.2-24] the tick deadline: connect timeout, then 1.5 x keep alive after the last packet")
+    func tickDeadline() {
+        let broker = Broker(now: at(0))
+        var client = TestClient(broker)
+        #expect(client.machine.tickDeadline == at(10))
+        client.connect("a", keepAlive: 10, at: at(2))
+        #expect(client.machine.tickDeadline == at(17))
+        client.send(.pingreq, at: at(5))
+        #expect(client.machine.tickDeadline == at(20))
+        #expect(client.machine.tick(now: at(21)).close)
+        #expect(client.machine.tickDeadline == nil)
+
+        var unlimited = TestClient(broker)
+        unlimited.connect("b", keepAlive: 0)
+        #expect(unlimited.machine.tickDeadline == nil)
+    }
+
     @Test("[MQTT-3.1.2-21] Server Keep Alive overrides the client's keep alive")
     func serverKeepAlive() {
         var configuration = BrokerConfiguration()
