@@ -137,9 +137,7 @@ public final class MQTTServer: Service {
                         remoteAddress: remote,
                         logger: logger
                     )
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(MQTTPacketDecoder(maximumPacketSize: maximumPacketSize))
-                    )
+                    try channel.pipeline.syncOperations.addHandler(MQTTPacketReader(maximumPacketSize: maximumPacketSize))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
