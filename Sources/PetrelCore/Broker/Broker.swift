@@ -299,7 +299,7 @@ public final class Broker: Sendable {
         protocolVersion: ProtocolVersion,
         expiryInterval: UInt32,
         inflightLimit: Int,
-        will: MQTTPacket.Will?,
+        will: OutOfLine<MQTTPacket.Will>?,
         token: UInt64,
         waker: any DeliveryWaker
     ) -> SessionOpening {

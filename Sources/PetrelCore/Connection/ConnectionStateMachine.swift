@@ -51,7 +51,7 @@ public struct ConnectionStateMachine {
             token: UInt64,
             keepAlive: UInt16,
             lastActivity: NIODeadline,
-            will: MQTTPacket.Will?,
+            will: OutOfLine<MQTTPacket.Will>?,
             sessionExpiryInterval: UInt32,
             maximumPacketSize: UInt32?,
             requestProblemInformation: Bool
@@ -62,7 +62,7 @@ public struct ConnectionStateMachine {
             self.token = token
             self.keepAlive = keepAlive
             self.lastActivity = lastActivity
-            self.willStorage = will.map(OutOfLine.init)
+            self.willStorage = will
             self.sessionExpiryInterval = sessionExpiryInterval
             self.connectSessionExpiryWasZero = sessionExpiryInterval == 0
             self.maximumPacketSize = maximumPacketSize
@@ -543,6 +543,12 @@ public struct ConnectionStateMachine {
                 if version.isV5 { return self.refuseConnect(.retainNotSupported, "will retain not available") }
                 will?.retain = false
             }
+            // The will lives as long as the session: its payload and correlation data get storage of their own
+            // rather than holding on to the whole buffer the CONNECT was read into.
+            will?.payload = ByteBuffer(bytes: connectWill.payload.readableBytesView)
+            if let data = connectWill.properties.correlationData {
+                will?.properties.correlationData = ByteBuffer(bytes: data.readableBytesView)
+            }
         }
 
         // Session expiry: v5 property (absent = 0); 3.1.1 Clean Session 0 keeps the session, 1 ends it.
@@ -562,13 +568,15 @@ public struct ConnectionStateMachine {
         inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
 
         let token = self.broker.nextToken()
+        // One copy of the will, shared by the connection and its session.
+        let willStorage = will.map(OutOfLine.init)
         let opening = self.broker.openSession(
             clientIdentifier: clientIdentifier,
             cleanStart: connect.cleanStart,
             protocolVersion: version,
             expiryInterval: expiry,
             inflightLimit: inflightLimit,
-            will: will,
+            will: willStorage,
             token: token,
             waker: self.waker
         )
@@ -579,7 +587,7 @@ public struct ConnectionStateMachine {
             token: token,
             keepAlive: keepAlive,
             lastActivity: now,
-            will: will,
+            will: willStorage,
             sessionExpiryInterval: expiry,
             maximumPacketSize: version.isV5 ? connect.properties.maximumPacketSize : nil,
             requestProblemInformation: (connect.properties.requestProblemInformation ?? 1) != 0

@@ -166,14 +166,14 @@ final class Session: Sendable {
     // MARK: - Ownership
 
     /// Attaches a connection (CONNECT continuing or creating this session). Returns the previous owner, whose
-    /// connection must now close itself (session takeover).
+    /// connection must now close itself (session takeover). `will` is the connection's own copy, shared.
     func attach(
         token: UInt64,
         waker: any DeliveryWaker,
         protocolVersion: ProtocolVersion,
         expiryInterval: UInt32,
         inflightLimit: Int,
-        will: MQTTPacket.Will?
+        will: OutOfLine<MQTTPacket.Will>?
     ) -> SessionOwner? {
         self.state.withLock { state in
             let previous = state.owner
@@ -184,7 +184,7 @@ final class Session: Sendable {
             state.protocolVersion = protocolVersion
             state.expiryInterval = expiryInterval
             state.inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
-            state.will = will
+            state.willStorage = will
             self.storePersistenceChange(&state, wasPersistent: wasPersistent)
             return previous
         }

@@ -31,6 +31,20 @@ struct WillTests {
         #expect(delivered.qos == .atLeastOnce)
     }
 
+    @Test("an accepted will keeps its payload in storage of its own, not the buffer the CONNECT was read into")
+    func willPayloadCompacted() throws {
+        let broker = Broker(now: at(0))
+        var read = ByteBuffer(repeating: 0, count: 4000)
+        read.writeString("gone")
+        let slice = try #require(read.getSlice(at: 4000, length: 4))
+        var client = TestClient(broker)
+        client.connect("a", will: MQTTPacket.Will(topic: "will", payload: slice))
+        let session = try #require(broker.registry.withLock { $0.sessions["a"] })
+        let stored = try #require(session.state.withLock { $0.will })
+        #expect(stored.payload == ByteBuffer(string: "gone"))
+        #expect(stored.payload.storageCapacity < 4000)
+    }
+
     @Test("[MQTT-3.1.2-10] no will after a normal DISCONNECT")
     func normalDisconnect() {
         let broker = Broker(now: at(0))
