@@ -15,7 +15,9 @@ struct ConnectionTimerTests {
         will: MQTTPacket.Will? = nil
     ) async throws -> TestClient {
         let client = try await TestClient.connect(port: port, version: version)
-        try await client.send(.connect(.init(protocolVersion: version, clientIdentifier: id, keepAlive: keepAlive, will: will)))
+        try await client.send(
+            .connect(.init(protocolVersion: version, clientIdentifier: id, keepAlive: keepAlive, will: will))
+        )
         guard case .connack(let connack) = try await client.next() else {
             Issue.record("expected CONNACK")
             return client
@@ -31,7 +33,8 @@ struct ConnectionTimerTests {
     func keepAliveTimeout(version: ProtocolVersion) async throws {
         try await withTestBroker { port in
             let subscriber = try await connect(port, .v3_1_1, id: "watcher", keepAlive: 0)
-            try await subscriber.send(.subscribe(.init(packetIdentifier: 1, subscriptions: [.init(filter: "will/#", qos: .atMostOnce)])))
+            let subscription = MQTTPacket.TopicSubscription(filter: "will/#", qos: .atMostOnce)
+            try await subscriber.send(.subscribe(.init(packetIdentifier: 1, subscriptions: [subscription])))
             guard case .suback = try await subscriber.next() else { Issue.record("no SUBACK"); return }
 
             let will = MQTTPacket.Will(topic: "will/silent", payload: ByteBuffer(string: "gone"))

@@ -287,7 +287,9 @@ public struct ConnectionStateMachine {
             return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
         case .connected:
             guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
-            guard now - context.lastActivity > Self.keepAliveLimit(context.keepAlive) else { return ConnectionActions() }
+            guard now - context.lastActivity > Self.keepAliveLimit(context.keepAlive) else {
+                return ConnectionActions()
+            }
             return self.terminate(
                 context: context,
                 disconnect: .keepAliveTimeout,
@@ -599,7 +601,9 @@ public struct ConnectionStateMachine {
         }
         context.user = user
         if let authentication {
-            context.reauthentication = OutOfLine(Reauthentication(credentials: credentials, authentication: authentication.state))
+            context.reauthentication = OutOfLine(
+                Reauthentication(credentials: credentials, authentication: authentication.state)
+            )
         }
         self.context = context
         self.phase = .connected

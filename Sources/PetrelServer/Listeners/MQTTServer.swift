@@ -137,7 +137,9 @@ public final class MQTTServer: Service {
                         remoteAddress: remote,
                         logger: logger
                     )
-                    try channel.pipeline.syncOperations.addHandler(MQTTPacketReader(maximumPacketSize: maximumPacketSize))
+                    try channel.pipeline.syncOperations.addHandler(
+                        MQTTPacketReader(maximumPacketSize: maximumPacketSize)
+                    )
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
