@@ -40,6 +40,8 @@ public struct ConnectionStateMachine {
         var credentials: ConnectCredentials?
         /// The enhanced authentication method of the CONNECT and any re-authentication in progress (v5).
         var authentication: EnhancedAuthentication?
+        /// The subscribers of the topic this client last published to; made at its first PUBLISH.
+        var routeCache: RouteCache?
 
         init(
             version: ProtocolVersion,
@@ -773,17 +775,13 @@ public struct ConnectionStateMachine {
                 }
                 topic = known
             } else {
-                guard MQTTTopic.isValidTopicName(topic) else {
-                    return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
-                }
                 context.inboundTopicAliases[alias] = topic
             }
         }
+        // The decoder has checked a non-empty topic name [MQTT-3.3.2-2, MQTT-4.7.3-1]; an alias only ever
+        // stands for such a name.
         if topic.isEmpty {
             return self.protocolViolation(.protocolError, "Empty topic without Topic Alias", now: now)
-        }
-        guard MQTTTopic.isValidTopicName(topic) else {
-            return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
         }
         if v5, !publish.properties.subscriptionIdentifiers.isEmpty {
             // A PUBLISH from a client must not carry a Subscription Identifier [MQTT-3.3.4-6].
@@ -892,7 +890,14 @@ public struct ConnectionStateMachine {
     /// subscribers, its deliveries are appended right away instead of waking it.
     @discardableResult
     private mutating func route(_ message: Message, into actions: inout ConnectionActions, context: Context, now: NIODeadline) -> Bool {
-        let routed = self.broker.publish(message)
+        let cache: RouteCache
+        if let existing = context.routeCache {
+            cache = existing
+        } else {
+            cache = RouteCache()
+            context.routeCache = cache
+        }
+        let routed = self.broker.publish(message, cache: cache)
         // Routing returns each session's waker at most once.
         var others = routed.wakers
         var selfWoken = false
