@@ -3,13 +3,21 @@ import MQTTWire
 import NIOCore
 import PetrelCore
 
-/// One MQTT network connection. It interprets what the engine's `ConnectionStateMachine` decides: writes,
-/// closes, wake-ups of other connections, timers and log lines. No protocol decision is made here.
+/// One MQTT network connection. It parses the bytes the socket delivers into packets (`MQTTPacketParser`) and
+/// interprets what the engine's `ConnectionStateMachine` decides: writes, closes, wake-ups of other connections,
+/// timers and log lines. No protocol decision is made here.
+///
+/// The packets of a read are handed to the state machine as they are parsed, without a decoder handler in
+/// between: no packet is boxed into the pipeline's `NIOAny` and no buffer is kept between reads unless a
+/// packet is cut in two.
 final class MQTTConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = MQTTPacket
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private var parser: MQTTPacketParser
+    /// The start of a packet whose end has not arrived yet.
+    private var partial: ByteBuffer?
     private var machine: ConnectionStateMachine
     private let waker: ConnectionWaker
     private let configuration: BrokerConfiguration
@@ -48,9 +56,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         waker: ConnectionWaker,
         registry: ConnectionRegistry,
         remoteAddress: String,
+        maximumPacketSize: Int,
         logger: Logger
     ) {
         let now = NIODeadline.now()
+        self.parser = MQTTPacketParser(maximumPacketSize: maximumPacketSize)
         // The operating system's cryptographically secure generator feeds authentication nonces and salts.
         self.machine = ConnectionStateMachine(
             broker: broker,
@@ -97,9 +107,49 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        let packet = unwrapInboundIn(data)
+        var bytes = unwrapInboundIn(data)
+        if var buffered = partial.take() {
+            buffered.writeBuffer(&bytes)
+            bytes = buffered
+        }
         let now = NIODeadline.now()
         lastActivity = now
+        while !closing {
+            let packet: MQTTPacket
+            do {
+                guard let parsed = try parser.parse(&bytes) else { break }
+                packet = parsed
+            } catch let error as MQTTWireError {
+                // A malformed packet ends the connection (DISCONNECT with the reason for MQTT 5).
+                perform(actions(for: error, now: now), context: context)
+                if !closing {
+                    closing = true
+                    context.close(promise: nil)
+                }
+                return
+            } catch {
+                logger.debug("cannot parse packet", metadata: metadata(["error": "\(error)"]))
+                closing = true
+                context.close(promise: nil)
+                return
+            }
+            receive(packet, now: now, context: context)
+        }
+        if !closing, bytes.readableBytes > 0 {
+            partial = Self.keepable(bytes)
+        }
+    }
+
+    /// The unparsed rest of a read, kept until the next one. A few bytes left at the end of a large receive
+    /// buffer are copied out, so that they do not hold the whole buffer.
+    private static func keepable(_ rest: ByteBuffer) -> ByteBuffer {
+        guard rest.capacity > 2 * rest.readableBytes + 1024 else { return rest }
+        var copy = ByteBufferAllocator().buffer(capacity: rest.readableBytes)
+        copy.writeImmutableBuffer(rest)
+        return copy
+    }
+
+    private func receive(_ packet: MQTTPacket, now: NIODeadline, context: ChannelHandlerContext) {
         let wasConnected = machine.isConnected
         perform(machine.receive(packet, now: now), context: context)
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH.
@@ -119,22 +169,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !closing else { return }
-        let now = NIODeadline.now()
-        if let wireError = error as? MQTTWireError {
-            perform(actions(for: wireError, now: now), context: context)
-        } else if let decoderError = error as? ByteToMessageDecoderError,
-            case .dataReceivedInErrorState = decoderError
-        {
-            // The decoder already failed and the connection is being closed.
-            return
-        } else {
-            logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
-            closing = true
-            context.close(promise: nil)
-            return
-        }
-        flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
+        closing = true
+        context.close(promise: nil)
     }
 
     // MARK: - Outbound flow control

@@ -98,10 +98,8 @@ public final class MQTTServer: Service {
                         waker: waker,
                         registry: registry,
                         remoteAddress: remote,
+                        maximumPacketSize: maximumPacketSize,
                         logger: logger
-                    )
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(MQTTPacketDecoder(maximumPacketSize: maximumPacketSize))
                     )
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
