@@ -967,9 +967,10 @@ public struct ConnectionStateMachine {
             // PUBREL leaves once "PUBREC received" is stored: after a crash the flow resumes with PUBREL, never
             // with the PUBLISH again (the client may already have released it).
             if context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
-        case .completed:
-            // A slot is free: pull the next queued message.
-            actions.appendDeliveries(self.deliverPending(now: now))
+        case .completed(let wake):
+            // A slot is free: the connection is woken to pull the next queued messages, once for all the slots
+            // its acknowledgements free, rather than drained here for each of them.
+            if let wake { actions.wake.append(wake) }
         }
         return actions
     }

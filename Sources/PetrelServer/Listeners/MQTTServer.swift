@@ -24,9 +24,10 @@ public final class MQTTServer: Service {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         var listeners: [any Channel] = []
+        let schedulers = DeliverySchedulers(group: group)
         do {
             for host in configuration.hosts {
-                let channel = try await makeBootstrap(group: group).bind(host: host, port: configuration.port).get()
+                let channel = try await makeBootstrap(group: group, schedulers: schedulers).bind(host: host, port: configuration.port).get()
                 listeners.append(channel)
                 let address = Self.describe(channel.localAddress, host: host, port: configuration.port)
                 logger.notice("Listening for MQTT on \(address)", metadata: ["net.listener": "mqtt+tcp"])
@@ -71,7 +72,7 @@ public final class MQTTServer: Service {
         await boundAddresses.wait(count: configuration.hosts.count)
     }
 
-    private func makeBootstrap(group: MultiThreadedEventLoopGroup) -> ServerBootstrap {
+    private func makeBootstrap(group: MultiThreadedEventLoopGroup, schedulers: DeliverySchedulers) -> ServerBootstrap {
         let broker = self.broker
         let registry = self.registry
         let logger = self.logger
@@ -91,7 +92,7 @@ public final class MQTTServer: Service {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let waker = ConnectionWaker(eventLoop: channel.eventLoop)
+                    let waker = ConnectionWaker(scheduler: schedulers.scheduler(for: channel.eventLoop))
                     let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
                     let handler = MQTTConnectionHandler(
                         broker: broker,
