@@ -5,7 +5,7 @@ let strictConcurrency: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
-/// The hot path (decode, route, deliver) in release builds: exclusive access is proven by the compiler for
+/// The hot path (decode, route, deliver; and the load generator's) in release builds: exclusive access is proven by the compiler for
 /// everything it can see statically; the dynamic checks it adds for class properties cost several per cent of a
 /// routed message (`swift_beginAccess` in the profiles of BENCHMARKS.md), so release builds leave them out.
 /// Debug builds and the tests keep them.
@@ -92,7 +92,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
-            swiftSettings: strictConcurrency
+            swiftSettings: hotPath
         ),
         .testTarget(
             name: "MQTTWireTests",

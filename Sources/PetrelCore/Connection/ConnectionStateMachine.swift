@@ -818,13 +818,14 @@ public struct ConnectionStateMachine {
             if let refusal = self.broker.store.refusal(for: message) {
                 return self.refuseByStore(refusal, message, ack: .puback, packetIdentifier: publish.packetIdentifier!, context: context, now: now)
             }
+            // The PUBACK goes first, ahead of any delivery routing adds for this very client; its reason is
+            // known after routing: v5 0x10 when nothing matched.
+            let identifier = publish.packetIdentifier!
+            actions.send(.puback(MQTTPacket.PubAck(packetIdentifier: identifier)))
             let matched = self.route(message, into: &actions, context: context, now: now)
-            // PUBACK after routing; v5 0x10 when nothing matched.
-            let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
-            actions.outbound.insert(
-                .packet(.puback(MQTTPacket.PubAck(packetIdentifier: publish.packetIdentifier!, reasonCode: reason))),
-                at: 0
-            )
+            if v5 && !matched {
+                actions.outbound[0] = .packet(.puback(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: .noMatchingSubscribers)))
+            }
         case .exactlyOnce:
             let identifier = publish.packetIdentifier!
             switch context.session.beginInboundQoS2(
@@ -844,12 +845,11 @@ public struct ConnectionStateMachine {
                     _ = context.session.releaseInboundQoS2(packetIdentifier: identifier, token: context.token)
                     return self.refuseByStore(refusal, message, ack: .pubrec, packetIdentifier: identifier, context: context, now: now)
                 }
+                actions.send(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier)))
                 let matched = self.route(message, into: &actions, context: context, now: now)
-                let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
-                actions.outbound.insert(
-                    .packet(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: reason))),
-                    at: 0
-                )
+                if v5 && !matched {
+                    actions.outbound[0] = .packet(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: .noMatchingSubscribers)))
+                }
             }
         }
         if publish.qos != .atMostOnce {
