@@ -5,6 +5,14 @@ let strictConcurrency: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// The hot path (decode, route, deliver; and the load generator's) in release builds: exclusive access is proven by the compiler for
+/// everything it can see statically; the dynamic checks it adds for class properties cost several per cent of a
+/// routed message (`swift_beginAccess` in the profiles of BENCHMARKS.md), so release builds leave them out.
+/// Debug builds and the tests keep them.
+let hotPath: [SwiftSetting] = strictConcurrency + [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "petrel",
     platforms: [.macOS(.v14)],
@@ -29,7 +37,7 @@ let package = Package(
         .target(
             name: "MQTTWire",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: strictConcurrency
+            swiftSettings: hotPath
         ),
         .target(
             name: "PetrelCore",
@@ -39,7 +47,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            swiftSettings: strictConcurrency
+            swiftSettings: hotPath
         ),
         .target(
             name: "PetrelServer",
@@ -51,7 +59,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictConcurrency
+            swiftSettings: hotPath
         ),
         .target(
             name: "PetrelStorage",
@@ -84,7 +92,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
-            swiftSettings: strictConcurrency
+            swiftSettings: hotPath
         ),
         .testTarget(
             name: "MQTTWireTests",

@@ -120,4 +120,50 @@ struct ByteBufferMQTTTests {
         #expect(out.readMQTTFourByteInteger() == 0x1234_5678)
         #expect(try out.readMQTTStringPair() == UserProperty(name: "k", value: "v"))
     }
+
+    @Test(
+        "[MQTT-3.3.1-1] a PUBLISH header written from its parts is the header of the packet without properties",
+        arguments: [ProtocolVersion.v3_1_1, .v5], [QoS.atMostOnce, .atLeastOnce, .exactlyOnce]
+    )
+    func publishHeaderFromParts(version: ProtocolVersion, qos: QoS) throws {
+        for (retain, dup) in [(false, false), (true, false), (false, true), (true, true)] {
+            for payloadLength in [0, 5, 200, 20_000] {
+                let topic = String(repeating: "t/", count: payloadLength % 7 + 1) + "ü"
+                let identifier: UInt16? = qos == .atMostOnce ? nil : 0x1234
+                let packet = MQTTPacket.Publish(
+                    topic: topic,
+                    payload: ByteBuffer(),
+                    qos: qos,
+                    retain: retain,
+                    dup: dup && qos != .atMostOnce,
+                    packetIdentifier: identifier
+                )
+                var expected = ByteBuffer()
+                let expectedLength = try expected.writeMQTTPublishHeader(packet, payloadLength: payloadLength, version: version)
+                var actual = ByteBuffer()
+                let actualLength = try actual.writeMQTTPublishHeader(
+                    topic: topic,
+                    qos: qos,
+                    retain: retain,
+                    dup: dup,
+                    packetIdentifier: identifier,
+                    payloadLength: payloadLength,
+                    version: version
+                )
+                #expect(actual == expected)
+                #expect(actualLength == expectedLength)
+            }
+        }
+    }
+
+    @Test("[MQTT-2.2.1-2] a QoS 1 PUBLISH header without a packet identifier is refused and nothing is written")
+    func publishHeaderFromPartsNeedsIdentifier() {
+        var out = ByteBuffer(bytes: [0xAA])
+        #expect(throws: MQTTWireError.self) {
+            try out.writeMQTTPublishHeader(
+                topic: "t", qos: .atLeastOnce, retain: false, dup: false, packetIdentifier: nil, payloadLength: 1, version: .v5
+            )
+        }
+        #expect(Array(out.readableBytesView) == [0xAA])
+    }
 }

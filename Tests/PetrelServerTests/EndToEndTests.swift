@@ -160,4 +160,45 @@ struct EndToEndTests {
             await good.close()
         }
     }
+
+    @Test("Packets cut at any byte, and many packets in one segment, are all framed")
+    func framingAcrossReads() async throws {
+        try await withTestBroker { port in
+            let subscriber = try await connect(port, .v3_1_1, id: "framing-sub")
+            try await subscriber.send(.subscribe(.init(packetIdentifier: 1, subscriptions: [.init(filter: "f/#", qos: .atLeastOnce)])))
+            guard case .suback = try await subscriber.next() else { Issue.record("no SUBACK"); return }
+            let publisher = try await TestClient.connect(port: port, version: .v3_1_1)
+            var bytes = ByteBuffer()
+            try bytes.writeMQTTPacket(.connect(.init(protocolVersion: .v3_1_1, clientIdentifier: "framing-pub")), version: .v3_1_1)
+            let payload = ByteBuffer(repeating: 0x5A, count: 3000)
+            for index in 1...20 {
+                try bytes.writeMQTTPacket(
+                    .publish(.init(topic: "f/\(index)", payload: payload, qos: .atLeastOnce, packetIdentifier: UInt16(index))),
+                    version: .v3_1_1
+                )
+            }
+            let all = Array(bytes.readableBytesView)
+            // The CONNECT and the start of the first PUBLISH one byte at a time, then pieces that cut packets
+            // anywhere, then the rest (several whole packets) in one write.
+            let dripped = 200
+            for byte in all.prefix(dripped) { try await publisher.sendRaw([byte]) }
+            var offset = dripped
+            while offset < all.count / 2 {
+                try await publisher.sendRaw(Array(all[offset..<min(offset + 1777, all.count)]))
+                offset += 1777
+            }
+            try await publisher.sendRaw(Array(all[offset...]))
+            guard case .connack = try await publisher.next() else { Issue.record("no CONNACK"); return }
+            for index in 1...20 {
+                guard case .puback(let puback) = try await publisher.next() else { Issue.record("no PUBACK \(index)"); return }
+                #expect(puback.packetIdentifier == UInt16(index))
+                guard case .publish(let publish) = try await subscriber.next() else { Issue.record("no PUBLISH \(index)"); return }
+                #expect(publish.topic == "f/\(index)")
+                #expect(publish.payload == payload)
+                try await subscriber.send(.puback(.init(packetIdentifier: publish.packetIdentifier!)))
+            }
+            await publisher.close()
+            await subscriber.close()
+        }
+    }
 }

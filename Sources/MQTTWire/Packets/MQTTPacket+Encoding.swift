@@ -197,6 +197,43 @@ extension ByteBuffer {
     }
 }
 
+extension ByteBuffer {
+    /// As `writeMQTTPublishHeader(_:payloadLength:version:)` for a PUBLISH without properties (MQTT 5: a
+    /// property length of 0), the common case, written straight from its parts: no `MQTTPacket.Publish` is made.
+    /// On a throw the buffer is left as it was.
+    @discardableResult
+    public mutating func writeMQTTPublishHeader(
+        topic: String,
+        qos: QoS,
+        retain: Bool,
+        dup: Bool,
+        packetIdentifier: UInt16?,
+        payloadLength: Int,
+        version: ProtocolVersion
+    ) throws -> Int {
+        let topicLength = topic.utf8.count
+        guard topicLength <= MQTTTopic.maximumLength else {
+            throw MQTTWireError.malformedPacket("topic of \(topicLength) bytes is longer than 65,535 [MQTT-1.5.4-1]")
+        }
+        var remainingLength = 2 + topicLength + payloadLength
+        if qos != .atMostOnce { remainingLength += 2 }
+        if version.isV5 { remainingLength += 1 }
+        let start = self.writerIndex
+        var written = try self.writeMQTTPublishFixedHeader(qos: qos, retain: retain, dup: dup, remainingLength: remainingLength)
+        written += self.writeInteger(UInt16(topicLength))
+        written += self.writeString(topic)
+        if qos != .atMostOnce {
+            guard let packetIdentifier, packetIdentifier != 0 else {
+                self.moveWriterIndex(to: start)
+                throw MQTTWireError.protocolError("a PUBLISH with QoS > 0 needs a non-zero packet identifier")
+            }
+            written += self.writeInteger(packetIdentifier)
+        }
+        if version.isV5 { written += self.writeInteger(UInt8(0)) }
+        return written
+    }
+}
+
 // MARK: - The other packets
 
 extension ByteBuffer {

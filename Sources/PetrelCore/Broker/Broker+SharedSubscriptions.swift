@@ -55,13 +55,20 @@ extension Broker {
     /// copied out under the read lock; the member choice itself takes no lock (an atomic turn per group).
     /// A connected member is preferred: starting at the strategy's choice, the first member whose session is
     /// online takes the message; when none is, the first choice's session queues it (if persistent).
-    func routeShared(_ message: Message, into result: inout RouteResult) {
-        var groups: [(String, SharedGroup)] = []
+    /// The shared groups with members whose filter matches; `version` is the shared trie's under the read lock.
+    func matchSharedGroups(_ message: Message, version: inout UInt64) -> [(shareName: String, group: SharedGroup)] {
+        var groups: [(shareName: String, group: SharedGroup)] = []
         self.sharedTrie.withReadLock { trie in
+            version = self.sharedTrie.version
             trie.forEachMatch(topic: message.topic) { shareName, group in
                 if !group.members.isEmpty { groups.append((shareName, group)) }
             }
         }
+        return groups
+    }
+
+    /// One member of each group gets the message.
+    func deliverShared(_ message: Message, groups: [(shareName: String, group: SharedGroup)], into result: inout RouteResult) {
         guard !groups.isEmpty else { return }
         result.matched = true
         for (shareName, group) in groups {

@@ -510,12 +510,13 @@ public final class Broker: Sendable {
     }
 
     /// Stores or clears the retained message for the topic when RETAIN is set, then routes the message.
-    func publish(_ message: Message) -> RouteResult {
+    /// A publishing connection passes its `RouteCache`.
+    func publish(_ message: Message, cache: RouteCache? = nil) -> RouteResult {
         self.counters.messagesReceived.wrappingAdd(1, ordering: .relaxed)
         if message.retain && self.configuration.retainAvailable {
             self.updateRetained(message)
         }
-        return self.route(message)
+        return self.route(message, cache: cache)
     }
 
     /// A retained PUBLISH replaces the topic's retained message [MQTT-3.3.1-5]; one with an empty payload
@@ -536,9 +537,11 @@ public final class Broker: Sendable {
     /// Up to this many matched sessions are told apart by a linear search, beyond it by a dictionary.
     private static let linearTargetSearchLimit = 8
 
-    private struct Target {
+    struct Target {
         var session: Session
-        var qos: QoS
+        /// The highest granted QoS among the session's matching subscriptions; a delivery gets the lower of
+        /// this and the message's QoS [MQTT-3.8.4-8].
+        var maximumQoS: QoS
         var retainAsPublished: Bool
         var identifiers: [UInt32]
     }
@@ -547,18 +550,41 @@ public final class Broker: Sendable {
     /// subscriptions match, at the highest QoS among them [MQTT-3.3.5-1] (v5 [MQTT-3.3.4-2]) and with all their
     /// subscription identifiers [MQTT-3.3.4-3]; per subscription QoS = min(published, granted) [MQTT-3.8.4-8].
     /// The trie applies the `$` rule [MQTT-4.7.2-1].
-    func route(_ message: Message) -> RouteResult {
+    ///
+    /// With a `cache` that still describes the topic, the publisher and both tries, the tries are not walked.
+    func route(_ message: Message, cache: RouteCache? = nil) -> RouteResult {
+        var result = RouteResult()
+        if let cache, cache.isValid(for: message, trieVersion: self.subscriptionTrie.version, sharedVersion: self.sharedTrie.version) {
+            result.matched = !cache.targets.isEmpty
+            self.deliverShared(message, groups: cache.groups, into: &result)
+            self.deliver(message, to: cache.targets, into: &result)
+            return result
+        }
+        var trieVersion: UInt64 = 0
+        let targets = self.matchTargets(message, version: &trieVersion)
+        var sharedVersion: UInt64 = 0
+        let groups = self.matchSharedGroups(message, version: &sharedVersion)
+        result.matched = !targets.isEmpty
+        self.deliverShared(message, groups: groups, into: &result)
+        self.deliver(message, to: targets, into: &result)
+        cache?.remember(message, trieVersion: trieVersion, sharedVersion: sharedVersion, targets: targets, groups: groups)
+        return result
+    }
+
+    /// The sessions whose subscriptions match, merged per session; `version` is the trie's under the read lock.
+    private func matchTargets(_ message: Message, version: inout UInt64) -> [Target] {
         var targets: [Target] = []
         // Sessions seen so far, by position in `targets`: a few are searched linearly, which spares a
         // dictionary (and its allocation) in the common case of one or a few matches.
         var positions: [ObjectIdentifier: Int]? = nil
         self.subscriptionTrie.withReadLock { trie in
+            version = self.subscriptionTrie.version
             trie.forEachMatch(topic: message.topic) { clientIdentifier, entry in
                 // No Local: not to the publishing client's own subscriptions [MQTT-3.8.3-3].
                 if entry.options.noLocal && clientIdentifier == message.publisherClientIdentifier {
                     return
                 }
-                let qos = min(message.qos, entry.options.qos)
+                let qos = entry.options.qos
                 let key = ObjectIdentifier(entry.session)
                 let found: Int?
                 if positions == nil, targets.count < Self.linearTargetSearchLimit {
@@ -573,7 +599,7 @@ public final class Broker: Sendable {
                     found = positions![key]
                 }
                 if let position = found {
-                    targets[position].qos = max(targets[position].qos, qos)
+                    targets[position].maximumQoS = max(targets[position].maximumQoS, qos)
                     targets[position].retainAsPublished = targets[position].retainAsPublished
                         || entry.options.retainAsPublished
                     if let identifier = entry.identifier {
@@ -584,7 +610,7 @@ public final class Broker: Sendable {
                     targets.append(
                         Target(
                             session: entry.session,
-                            qos: qos,
+                            maximumQoS: qos,
                             retainAsPublished: entry.options.retainAsPublished,
                             identifiers: entry.identifier.map { [$0] } ?? []
                         )
@@ -592,15 +618,17 @@ public final class Broker: Sendable {
                 }
             }
         }
-        var result = RouteResult(matched: !targets.isEmpty)
-        self.routeShared(message, into: &result)
+        return targets
+    }
+
+    private func deliver(_ message: Message, to targets: [Target], into result: inout RouteResult) {
         for target in targets {
             // Forwarded to existing subscriptions with RETAIN 0 [MQTT-3.3.1-9] unless Retain As Published
             // [MQTT-3.3.1-12, MQTT-3.3.1-13].
             let retain = target.retainAsPublished ? message.retain : false
             switch target.session.enqueue(
                 message,
-                qos: target.qos,
+                qos: min(message.qos, target.maximumQoS),
                 retain: retain,
                 subscriptionIdentifiers: target.identifiers,
                 configuration: self.configuration
@@ -617,6 +645,49 @@ public final class Broker: Sendable {
                 break
             }
         }
-        return result
+    }
+}
+
+/// What routing found for one topic, kept by a publishing connection for its next PUBLISH to the same topic:
+/// devices publish to the same few topics again and again, and walking the tries again would find the same
+/// subscribers until a SUBSCRIBE, UNSUBSCRIBE or session end writes to a trie (bumping its version).
+///
+/// Owned by one connection's state machine and used on its event loop only.
+final class RouteCache {
+    /// Larger fan-outs are not kept: they would hold memory per publisher, and one trie walk is small beside
+    /// the deliveries it leads to.
+    static let maximumTargets = 64
+
+    private var topic: String?
+    private var publisher: String?
+    private var trieVersion: UInt64 = 0
+    private var sharedVersion: UInt64 = 0
+    fileprivate private(set) var targets: [Broker.Target] = []
+    fileprivate private(set) var groups: [(shareName: String, group: SharedGroup)] = []
+
+    fileprivate func isValid(for message: Message, trieVersion: UInt64, sharedVersion: UInt64) -> Bool {
+        self.trieVersion == trieVersion && self.sharedVersion == sharedVersion && self.topic == message.topic
+            && self.publisher == message.publisherClientIdentifier
+    }
+
+    fileprivate func remember(
+        _ message: Message,
+        trieVersion: UInt64,
+        sharedVersion: UInt64,
+        targets: [Broker.Target],
+        groups: [(shareName: String, group: SharedGroup)]
+    ) {
+        guard targets.count + groups.count <= Self.maximumTargets else {
+            self.topic = nil
+            self.targets = []
+            self.groups = []
+            return
+        }
+        self.topic = message.topic
+        self.publisher = message.publisherClientIdentifier
+        self.trieVersion = trieVersion
+        self.sharedVersion = sharedVersion
+        self.targets = targets
+        self.groups = groups
     }
 }

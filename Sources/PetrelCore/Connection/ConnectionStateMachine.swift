@@ -43,6 +43,8 @@ public struct ConnectionStateMachine {
         var user: String?
         /// Set when the CONNECT used enhanced authentication (v5), for re-authentication; out of line, as rare.
         var reauthentication: OutOfLine<Reauthentication>?
+        /// The subscribers of the topic this client last published to; made at its first PUBLISH.
+        var routeCache: RouteCache?
 
         init(
             version: ProtocolVersion,
@@ -825,17 +827,13 @@ public struct ConnectionStateMachine {
                 }
                 topic = known
             } else {
-                guard MQTTTopic.isValidTopicName(topic) else {
-                    return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
-                }
                 context.inboundTopicAliases[alias] = topic
             }
         }
+        // The decoder has checked a non-empty topic name [MQTT-3.3.2-2, MQTT-4.7.3-1]; an alias only ever
+        // stands for such a name.
         if topic.isEmpty {
             return self.protocolViolation(.protocolError, "Empty topic without Topic Alias", now: now)
-        }
-        guard MQTTTopic.isValidTopicName(topic) else {
-            return self.protocolViolation(.topicNameInvalid, "Invalid topic name", now: now)
         }
         if v5, !publish.properties.subscriptionIdentifiers.isEmpty {
             // A PUBLISH from a client must not carry a Subscription Identifier [MQTT-3.3.4-6].
@@ -872,13 +870,14 @@ public struct ConnectionStateMachine {
             if let refusal = self.broker.store.refusal(for: message) {
                 return self.refuseByStore(refusal, message, ack: .puback, packetIdentifier: publish.packetIdentifier!, context: context, now: now)
             }
+            // The PUBACK goes first, ahead of any delivery routing adds for this very client; its reason is
+            // known after routing: v5 0x10 when nothing matched.
+            let identifier = publish.packetIdentifier!
+            actions.send(.puback(MQTTPacket.PubAck(packetIdentifier: identifier)))
             let matched = self.route(message, into: &actions, context: context, now: now)
-            // PUBACK after routing; v5 0x10 when nothing matched.
-            let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
-            actions.outbound.insert(
-                .packet(.puback(MQTTPacket.PubAck(packetIdentifier: publish.packetIdentifier!, reasonCode: reason))),
-                at: 0
-            )
+            if v5 && !matched {
+                actions.outbound[0] = .packet(.puback(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: .noMatchingSubscribers)))
+            }
         case .exactlyOnce:
             let identifier = publish.packetIdentifier!
             switch context.session.beginInboundQoS2(
@@ -898,12 +897,11 @@ public struct ConnectionStateMachine {
                     _ = context.session.releaseInboundQoS2(packetIdentifier: identifier, token: context.token)
                     return self.refuseByStore(refusal, message, ack: .pubrec, packetIdentifier: identifier, context: context, now: now)
                 }
+                actions.send(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier)))
                 let matched = self.route(message, into: &actions, context: context, now: now)
-                let reason: ReasonCode = v5 && !matched ? .noMatchingSubscribers : .success
-                actions.outbound.insert(
-                    .packet(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: reason))),
-                    at: 0
-                )
+                if v5 && !matched {
+                    actions.outbound[0] = .packet(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: .noMatchingSubscribers)))
+                }
             }
         }
         if publish.qos != .atMostOnce {
@@ -944,7 +942,14 @@ public struct ConnectionStateMachine {
     /// subscribers, its deliveries are appended right away instead of waking it.
     @discardableResult
     private mutating func route(_ message: Message, into actions: inout ConnectionActions, context: Context, now: NIODeadline) -> Bool {
-        let routed = self.broker.publish(message)
+        let cache: RouteCache
+        if let existing = context.routeCache {
+            cache = existing
+        } else {
+            cache = RouteCache()
+            context.routeCache = cache
+        }
+        let routed = self.broker.publish(message, cache: cache)
         // Routing returns each session's waker at most once.
         var others = routed.wakers
         var selfWoken = false
@@ -1014,9 +1019,10 @@ public struct ConnectionStateMachine {
             // PUBREL leaves once "PUBREC received" is stored: after a crash the flow resumes with PUBREL, never
             // with the PUBLISH again (the client may already have released it).
             if context.session.isPersistent { actions.commit = self.broker.store.commitTicket() }
-        case .completed:
-            // A slot is free: pull the next queued message.
-            actions.appendDeliveries(self.deliverPending(now: now))
+        case .completed(let wake):
+            // A slot is free: the connection is woken to pull the next queued messages, once for all the slots
+            // its acknowledgements free, rather than drained here for each of them.
+            if let wake { actions.wake.append(wake) }
         }
         return actions
     }

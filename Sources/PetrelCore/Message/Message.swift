@@ -91,8 +91,9 @@ public final class Message: Sendable {
 /// per protocol version), so a message fanned out to many subscribers is encoded once per version.
 ///
 /// A message is nearly always sent with one or two keys (one protocol version, with or without a packet
-/// identifier): two slots are kept inline, and a dictionary is only made for a third key.
-public final class EncodedPublishCache: Sendable {
+/// identifier): two slots are kept inline, and a dictionary is only made for a third key. The box lives inside
+/// the `Message` (it is not copyable), which spares an allocation per message.
+public struct EncodedPublishCache: ~Copyable, Sendable {
     private struct Slots {
         var firstKey = Int.min
         var first: ByteBuffer?

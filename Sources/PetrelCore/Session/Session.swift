@@ -576,6 +576,15 @@ final class Session: Sendable {
         }
     }
 
+    /// The owner's waker, once, when a freed inflight slot can take a queued message (or one waiting to be
+    /// sent again after a resume).
+    private static func wakeForFreedSlot(_ state: inout SessionState) -> (any DeliveryWaker)? {
+        guard let owner = state.owner, !state.wakePending else { return nil }
+        guard !state.queue.isEmpty || state.inflight.contains(where: { $0.awaitingResend }) else { return nil }
+        state.wakePending = true
+        return owner.waker
+    }
+
     private func removeInflight(at index: Int, _ state: inout SessionState) {
         let entry = state.inflight.remove(at: index)
         state.inflightIdentifiers.remove(entry.packetIdentifier)
@@ -590,8 +599,9 @@ final class Session: Sendable {
         case notOwner
         /// No delivery in the matching state has that identifier.
         case unknown
-        /// The delivery is complete; its slot is free.
-        case completed
+        /// The delivery is complete; its slot is free. `wake` is the session's waker when messages wait for the
+        /// slot and the connection was not woken yet: it drains them once, however many slots its read frees.
+        case completed(wake: (any DeliveryWaker)?)
         /// PUBREC accepted: send PUBREL.
         case sendPubrel
     }
@@ -613,13 +623,13 @@ final class Session: Sendable {
             case .puback:
                 guard entry.qos == .atLeastOnce else { return .unknown }
                 self.removeInflight(at: index, &state)
-                return .completed
+                return .completed(wake: Self.wakeForFreedSlot(&state))
             case .pubrec(let failed):
                 guard entry.qos == .exactlyOnce else { return .unknown }
                 if failed {
                     // A PUBREC with a failure reason ends the exchange (spec 4.3.3).
                     self.removeInflight(at: index, &state)
-                    return .completed
+                    return .completed(wake: Self.wakeForFreedSlot(&state))
                 }
                 if entry.state != .pubrecReceived {
                     state.inflight[index].state = .pubrecReceived
@@ -634,7 +644,7 @@ final class Session: Sendable {
             case .pubcomp:
                 guard entry.qos == .exactlyOnce, entry.state == .pubrecReceived else { return .unknown }
                 self.removeInflight(at: index, &state)
-                return .completed
+                return .completed(wake: Self.wakeForFreedSlot(&state))
             }
         }
     }

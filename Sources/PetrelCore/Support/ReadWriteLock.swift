@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// A value guarded by a `pthread_rwlock_t`: many readers at once, one writer alone.
 ///
@@ -19,6 +20,9 @@ import Darwin
 final class ReadWriteLocked<Value: Sendable>: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     private var value: Value
+    /// Bumped by every `withWriteLock`, while the lock is held: a reader that saw version `v` under the read lock
+    /// and sees `v` again later knows that the value has not changed since (see `RouteCache`).
+    private let writes = Atomic<UInt64>(0)
 
     init(_ value: Value) {
         self.value = value
@@ -47,7 +51,13 @@ final class ReadWriteLocked<Value: Sendable>: @unchecked Sendable {
     func withWriteLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         let result = pthread_rwlock_wrlock(self.lock)
         precondition(result == 0, "pthread_rwlock_wrlock failed: \(result)")
-        defer { pthread_rwlock_unlock(self.lock) }
+        defer {
+            self.writes.wrappingAdd(1, ordering: .releasing)
+            pthread_rwlock_unlock(self.lock)
+        }
         return try body(&self.value)
     }
+
+    /// The number of `withWriteLock` calls so far; read under the read lock it names the state the reader sees.
+    var version: UInt64 { self.writes.load(ordering: .acquiring) }
 }

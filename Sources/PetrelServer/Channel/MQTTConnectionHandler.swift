@@ -3,14 +3,24 @@ import MQTTWire
 import NIOCore
 import PetrelCore
 
-/// One MQTT network connection. It interprets what the engine's `ConnectionStateMachine` decides: writes,
-/// closes, wake-ups of other connections, timers and log lines. No protocol decision is made here. Its timers
-/// (connect timeout, keep alive) are checked by its event loop's `EventLoopConnections`.
+/// One MQTT network connection. It parses the bytes the socket delivers into packets (`MQTTPacketParser`) and
+/// interprets what the engine's `ConnectionStateMachine` decides: writes, closes, wake-ups of other connections,
+/// timers and log lines. No protocol decision is made here. Its timers (connect timeout, keep alive) are checked
+/// by its event loop's `EventLoopConnections`.
+///
+/// The packets of a read are handed to the state machine as they are parsed, without a decoder handler in
+/// between: no packet is boxed into the pipeline's `NIOAny`, and a PUBLISH payload is a slice of the bytes read.
+/// No buffer is kept between reads unless a packet is cut in two, and then only that packet's bytes, copied:
+/// while anything holds the channel's receive buffer, NIO allocates another one for the next read and keeps
+/// both (with a slot array for sixteen).
 final class MQTTConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = MQTTPacket
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private var parser: MQTTPacketParser
+    /// The start of a packet whose end has not arrived yet.
+    private var partial: ByteBuffer?
     private var machine: ConnectionStateMachine
     private let waker: ConnectionWaker
     private let connections: EventLoopConnections
@@ -45,9 +55,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         waker: ConnectionWaker,
         connections: EventLoopConnections,
         remoteAddress: String,
+        maximumPacketSize: Int,
         logger: Logger
     ) {
         let now = NIODeadline.now()
+        self.parser = MQTTPacketParser(maximumPacketSize: maximumPacketSize)
         // The operating system's cryptographically secure generator feeds authentication nonces and salts.
         self.machine = ConnectionStateMachine(
             broker: broker,
@@ -87,9 +99,72 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        let packet = unwrapInboundIn(data)
+        var bytes = unwrapInboundIn(data)
+        let now = NIODeadline.now()
+        if var buffered = partial.take() {
+            // Complete the cut packet with as few bytes of this read as it needs; the rest is parsed in place.
+            while true {
+                // Until its fixed header is complete the length is unknown: one byte at a time (at most four).
+                let take = min(max(1, Self.missingBytes(in: buffered) ?? 1), bytes.readableBytes)
+                guard take > 0, let piece = bytes.readSlice(length: take) else {
+                    partial = buffered
+                    return
+                }
+                buffered.writeImmutableBuffer(piece)
+                guard let packet = parse(&buffered, now: now, context: context) else {
+                    if closing { return }
+                    continue
+                }
+                if buffered.readableBytes > 0 {
+                    // Not expected (exactly the missing bytes were added), but no byte may be lost.
+                    buffered.writeImmutableBuffer(bytes)
+                    bytes = buffered
+                }
+                receive(packet, now: now, context: context)
+                break
+            }
+        }
+        while !closing, let packet = parse(&bytes, now: now, context: context) {
+            receive(packet, now: now, context: context)
+        }
+        if !closing, bytes.readableBytes > 0 {
+            var copy = ByteBufferAllocator().buffer(capacity: bytes.readableBytes)
+            copy.writeImmutableBuffer(bytes)
+            partial = copy
+        }
+    }
+
+    /// The packet at the front of `bytes`; nil when it is incomplete, or malformed: then the connection answers
+    /// (DISCONNECT with the reason for MQTT 5) and closes.
+    private func parse(_ bytes: inout ByteBuffer, now: NIODeadline, context: ChannelHandlerContext) -> MQTTPacket? {
+        do {
+            return try parser.parse(&bytes)
+        } catch let error as MQTTWireError {
+            perform(actions(for: error, now: now), context: context)
+            if !closing {
+                closing = true
+                context.close(promise: nil)
+            }
+            return nil
+        } catch {
+            logger.debug("cannot parse packet", metadata: metadata(["error": "\(error)"]))
+            closing = true
+            context.close(promise: nil)
+            return nil
+        }
+    }
+
+    /// The bytes `buffer` lacks for the packet at its front; nil while its fixed header is incomplete (or
+    /// malformed, which the parser reports).
+    private static func missingBytes(in buffer: ByteBuffer) -> Int? {
+        guard let (remainingLength, lengthBytes) = try? buffer.getMQTTVariableByteInteger(at: buffer.readerIndex + 1)
+        else { return nil }
+        return 1 + lengthBytes + remainingLength - buffer.readableBytes
+    }
+
+    private func receive(_ packet: MQTTPacket, now: NIODeadline, context: ChannelHandlerContext) {
         let wasConnected = machine.isConnected
-        perform(machine.receive(packet, now: .now()), context: context)
+        perform(machine.receive(packet, now: now), context: context)
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH. Later packets
         // move the keep-alive deadline within the engine; the connection looks at it when the old one passes.
         if !wasConnected, !closing, machine.isConnected {
@@ -105,22 +180,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !closing else { return }
-        let now = NIODeadline.now()
-        if let wireError = error as? MQTTWireError {
-            perform(actions(for: wireError, now: now), context: context)
-        } else if let decoderError = error as? ByteToMessageDecoderError,
-            case .dataReceivedInErrorState = decoderError
-        {
-            // The decoder already failed and the connection is being closed.
-            return
-        } else {
-            logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
-            closing = true
-            context.close(promise: nil)
-            return
-        }
-        flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
+        closing = true
+        context.close(promise: nil)
     }
 
     // MARK: - Outbound flow control

@@ -5,8 +5,8 @@ import PetrelCore
 /// Encodes one delivery of a shared `Message` as a small per-subscriber header followed by the payload buffer,
 /// which is the very slice the publisher's PUBLISH arrived in.
 ///
-/// The header (fixed header, topic, packet identifier, MQTT 5 properties) is encoded once per message and
-/// protocol version and kept in `Message.encodingCache`. Subscribers whose header differs only in the flag bits
+/// A header without properties is written directly. One with MQTT 5 properties (fixed header, topic, packet
+/// identifier, properties) is encoded once per message and protocol version and kept in `Message.encodingCache`. Subscribers whose header differs only in the flag bits
 /// and the packet identifier get a copy of the cached bytes with those patched.
 enum PublishEncoding {
     struct Encoded {
@@ -35,6 +35,21 @@ enum PublishEncoding {
     ) throws -> Int {
         let message = delivery.message
         let payloadLength = message.payload.readableBytes
+        // Without properties (every 3.1.1 delivery, most MQTT 5 ones) the header is the topic and a few bytes:
+        // writing it afresh costs less than looking it up in the message's cache and patching it.
+        if delivery.subscriptionIdentifiers.isEmpty && delivery.messageExpiryInterval == nil
+            && delivery.topicAlias == nil && (!version.isV5 || message.properties.isEmpty)
+        {
+            return try out.writeMQTTPublishHeader(
+                topic: message.topic,
+                qos: delivery.qos,
+                retain: delivery.retain,
+                dup: delivery.dup,
+                packetIdentifier: delivery.packetIdentifier,
+                payloadLength: payloadLength,
+                version: version
+            )
+        }
         // Per-subscriber properties (subscription identifiers, remaining expiry, a topic alias with or without
         // the topic) make the header unique: such deliveries encode their own header. The cached header always
         // carries the full topic and no alias, so the cache key needs only the version and the packet id.

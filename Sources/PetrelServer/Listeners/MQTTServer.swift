@@ -37,9 +37,10 @@ public final class MQTTServer: Service {
             }
         }
         var listeners: [any Channel] = []
+        let schedulers = DeliverySchedulers(group: group)
         do {
             for host in configuration.hosts {
-                let bootstrap = makeBootstrap(group: group, connections: connections)
+                let bootstrap = makeBootstrap(group: group, schedulers: schedulers, connections: connections)
                 let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
                 listeners.append(channel)
                 let address = Self.describe(channel.localAddress, host: host, port: configuration.port)
@@ -104,6 +105,7 @@ public final class MQTTServer: Service {
 
     private func makeBootstrap(
         group: MultiThreadedEventLoopGroup,
+        schedulers: DeliverySchedulers,
         connections: [ObjectIdentifier: NIOLoopBoundBox<EventLoopConnections>]
     ) -> ServerBootstrap {
         let broker = self.broker
@@ -128,17 +130,15 @@ public final class MQTTServer: Service {
                     guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
                         preconditionFailure("a connection on an event loop outside the server's group")
                     }
-                    let waker = ConnectionWaker(eventLoop: channel.eventLoop)
+                    let waker = ConnectionWaker(scheduler: schedulers.scheduler(for: channel.eventLoop))
                     let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
                     let handler = MQTTConnectionHandler(
                         broker: broker,
                         waker: waker,
                         connections: loopConnections,
                         remoteAddress: remote,
+                        maximumPacketSize: maximumPacketSize,
                         logger: logger
-                    )
-                    try channel.pipeline.syncOperations.addHandler(
-                        MQTTPacketReader(maximumPacketSize: maximumPacketSize)
                     )
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }

@@ -234,7 +234,8 @@ struct MQTT5FeatureTests {
         let identifier = try #require(first.first?.packetIdentifier)
         // PUBREC does not free the slot; PUBCOMP does.
         #expect(subscriber.send(.pubrec(.init(packetIdentifier: identifier))).publishes.isEmpty)
-        #expect(subscriber.send(.pubcomp(.init(packetIdentifier: identifier))).publishes.map(\.body) == ["2"])
+        #expect(subscriber.send(.pubcomp(.init(packetIdentifier: identifier))).wakes(subscriber))
+        #expect(subscriber.deliver().publishes.map(\.body) == ["2"])
     }
 
     @Test("[MQTT-3.1.2-8] will delay longer than the session expiry: the will is sent when the session ends")
@@ -286,10 +287,12 @@ struct ResumeReceiveMaximumTests {
         #expect(resent.map(\.body) == ["1", "2"])
         #expect(resent.allSatisfy { $0.dup })
         // Each acknowledgement lets exactly one more through: first the remaining resend, then the queue.
-        let next = second.send(.puback(.init(packetIdentifier: try #require(resent[0].packetIdentifier))), at: at(2))
+        #expect(second.send(.puback(.init(packetIdentifier: try #require(resent[0].packetIdentifier))), at: at(2)).wakes(second))
+        let next = second.deliver(at: at(2))
         #expect(next.publishes.map(\.body) == ["3"])
         #expect(next.publishes.first?.dup == true)
-        let last = second.send(.puback(.init(packetIdentifier: try #require(resent[1].packetIdentifier))), at: at(2))
+        #expect(second.send(.puback(.init(packetIdentifier: try #require(resent[1].packetIdentifier))), at: at(2)).wakes(second))
+        let last = second.deliver(at: at(2))
         #expect(last.publishes.map(\.body) == ["4"])
         #expect(last.publishes.first?.dup == false)
     }

@@ -74,9 +74,38 @@ struct QoSFlowTests {
         }
         let first = subscriber.deliver().publishes
         #expect(first.map(\.body) == ["1", "2"])
-        let next = subscriber.send(.puback(.init(packetIdentifier: try #require(first[0].packetIdentifier))))
-        #expect(next.publishes.map(\.body) == ["3"])
+        // The acknowledgement frees a slot and wakes the connection, whose drain sends the next message.
+        let acked = subscriber.send(.puback(.init(packetIdentifier: try #require(first[0].packetIdentifier))))
+        #expect(acked.publishes.isEmpty)
+        #expect(acked.wakes(subscriber))
+        #expect(subscriber.deliver().publishes.map(\.body) == ["3"])
         // QoS 0 messages never wait for the window unless queued behind a QoS 1/2 message.
+    }
+
+    @Test("acknowledgements of one read wake the connection once; none when nothing waits")
+    func acknowledgementsWakeOnce() throws {
+        var configuration = BrokerConfiguration()
+        configuration.maximumInflightMessages = 2
+        let broker = Broker(configuration: configuration, now: at(0))
+        var subscriber = TestClient(broker)
+        var publisher = TestClient(broker)
+        subscriber.connect("sub")
+        publisher.connect("pub")
+        subscriber.subscribe("t", qos: .atLeastOnce)
+        for index in 1...3 {
+            publisher.publish("t", "\(index)", qos: .atLeastOnce, packetIdentifier: UInt16(index))
+        }
+        let first = subscriber.deliver().publishes
+        #expect(first.map(\.body) == ["1", "2"])
+        // Both slots freed before the connection drains: one wake between them.
+        let one = subscriber.send(.puback(.init(packetIdentifier: try #require(first[0].packetIdentifier))))
+        let two = subscriber.send(.puback(.init(packetIdentifier: try #require(first[1].packetIdentifier))))
+        #expect(one.wakes(subscriber))
+        #expect(!two.wakes(subscriber))
+        let last = subscriber.deliver().publishes
+        #expect(last.map(\.body) == ["3"])
+        // Nothing is queued any more: the last acknowledgement wakes nobody.
+        #expect(!subscriber.send(.puback(.init(packetIdentifier: try #require(last[0].packetIdentifier)))).wakes(subscriber))
     }
 
     @Test("[MQTT-2.2.1-3] packet identifiers are never reused while in flight")
