@@ -612,20 +612,22 @@ final class Session: Sendable {
             guard let index = state.inflight.firstIndex(where: { $0.packetIdentifier == packetIdentifier }) else {
                 return .unknown
             }
-            let entry = state.inflight[index]
+            // Only the two fields are read: copying the whole entry would retain its message and arrays.
+            let entryQoS = state.inflight[index].qos
+            let entryState = state.inflight[index].state
             switch ack {
             case .puback:
-                guard entry.qos == .atLeastOnce else { return .unknown }
+                guard entryQoS == .atLeastOnce else { return .unknown }
                 self.removeInflight(at: index, &state)
                 return .completed(wake: Self.wakeForFreedSlot(&state))
             case .pubrec(let failed):
-                guard entry.qos == .exactlyOnce else { return .unknown }
+                guard entryQoS == .exactlyOnce else { return .unknown }
                 if failed {
                     // A PUBREC with a failure reason ends the exchange (spec 4.3.3).
                     self.removeInflight(at: index, &state)
                     return .completed(wake: Self.wakeForFreedSlot(&state))
                 }
-                if entry.state != .pubrecReceived {
+                if entryState != .pubrecReceived {
                     state.inflight[index].state = .pubrecReceived
                     if state.isPersistent {
                         self.store.deliverySaved(
@@ -636,7 +638,7 @@ final class Session: Sendable {
                 }
                 return .sendPubrel
             case .pubcomp:
-                guard entry.qos == .exactlyOnce, entry.state == .pubrecReceived else { return .unknown }
+                guard entryQoS == .exactlyOnce, entryState == .pubrecReceived else { return .unknown }
                 self.removeInflight(at: index, &state)
                 return .completed(wake: Self.wakeForFreedSlot(&state))
             }
