@@ -110,6 +110,24 @@ extension ByteBuffer {
         return string
     }
 
+    /// Moves past a UTF-8 string (two-byte length and bytes) and returns true when its bytes are exactly those of
+    /// `candidate`; leaves the buffer untouched and returns false otherwise (or when incomplete). A string equal
+    /// to one already decoded needs no second decoding, validation or allocation.
+    public mutating func readMQTTString(equalTo candidate: String) -> Bool {
+        guard let length = self.getInteger(at: self.readerIndex, endianness: .big, as: UInt16.self),
+            self.readableBytes >= 2 + Int(length)
+        else { return false }
+        let equal = candidate.utf8.withContiguousStorageIfAvailable { utf8 in
+            utf8.count == Int(length)
+                && self.withUnsafeReadableBytes { bytes in
+                    UnsafeRawBufferPointer(rebasing: bytes[2..<(2 + Int(length))]).elementsEqual(utf8)
+                }
+        }
+        guard equal == true else { return false }
+        self.moveReaderIndex(forwardBy: 2 + Int(length))
+        return true
+    }
+
     /// Writes `string` with its two-byte length prefix. Throws `.malformedPacket` when it is longer than
     /// 65,535 bytes, leaving the buffer as it was. The content is not validated: strings come from our own
     /// decoder or configuration.

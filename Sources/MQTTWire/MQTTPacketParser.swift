@@ -34,6 +34,9 @@ public struct MQTTPacketParser: Sendable {
     /// True in server mode: CONNECT is expected first and only once.
     private let isServer: Bool
     private var hasReceivedConnect = false
+    /// The topic of the last PUBLISH, already validated: a client publishing to it again (the common case) gets
+    /// the same `String` back, with no decoding, no validation and no allocation.
+    private var lastPublishTopic = ""
 
     /// Server mode: waits for CONNECT to learn the protocol version.
     public init(maximumPacketSize: Int = MQTTPacketParser.largestPossiblePacketSize) {
@@ -109,7 +112,7 @@ public struct MQTTPacketParser: Sendable {
         switch type {
         case .connect: preconditionFailure("handled above")
         case .connack: return .connack(try reader.connAck())
-        case .publish: return .publish(try reader.publish(flags: flags))
+        case .publish: return .publish(try reader.publish(flags: flags, lastTopic: &self.lastPublishTopic))
         case .puback: return .puback(try reader.pubAck(.puback))
         case .pubrec: return .pubrec(try reader.pubAck(.pubrec))
         case .pubrel: return .pubrel(try reader.pubAck(.pubrel))
@@ -297,7 +300,7 @@ private struct MQTTBodyReader {
 
     // MARK: PUBLISH and acknowledgements
 
-    mutating func publish(flags: UInt8) throws -> MQTTPacket.Publish {
+    mutating func publish(flags: UInt8, lastTopic: inout String) throws -> MQTTPacket.Publish {
         guard let qos = QoS(rawValue: (flags >> 1) & 0x03) else {
             throw MQTTWireError.malformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
         }
@@ -305,12 +308,18 @@ private struct MQTTBodyReader {
         if dup && qos == .atMostOnce {
             throw MQTTWireError.malformedPacket("PUBLISH with QoS 0 and DUP 1 [MQTT-3.3.1-2]")
         }
-        let topic = try self.string("topic name")
-        // An empty topic is allowed in MQTT 5 only, standing for a topic alias (checked below) [MQTT-4.7.3-1].
-        if !topic.isEmpty || !self.version.isV5 {
-            guard MQTTTopic.isValidTopicName(topic) else {
-                throw MQTTWireError.topicNameInvalid("PUBLISH topic \"\(topic)\" is not a valid topic name "
-                    + "[MQTT-3.3.2-2, MQTT-4.7.3-1]")
+        let topic: String
+        if !lastTopic.isEmpty, self.body.readMQTTString(equalTo: lastTopic) {
+            topic = lastTopic
+        } else {
+            topic = try self.string("topic name")
+            // An empty topic is allowed in MQTT 5 only, standing for a topic alias (checked below) [MQTT-4.7.3-1].
+            if !topic.isEmpty || !self.version.isV5 {
+                guard MQTTTopic.isValidTopicName(topic) else {
+                    throw MQTTWireError.topicNameInvalid("PUBLISH topic \"\(topic)\" is not a valid topic name "
+                        + "[MQTT-3.3.2-2, MQTT-4.7.3-1]")
+                }
+                lastTopic = topic
             }
         }
         let packetIdentifier = qos == .atMostOnce ? nil : try self.packetIdentifier(.publish)

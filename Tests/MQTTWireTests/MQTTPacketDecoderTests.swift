@@ -94,4 +94,28 @@ struct MQTTPacketDecoderTests {
         }
         #expect(Array(publish.payload.readableBytesView) == ascii("ABC"))
     }
+
+    @Test("[MQTT-3.3.2-2] a repeated topic is taken from the last PUBLISH; a different one is still checked")
+    func repeatedTopic() throws {
+        func publish(_ topic: [UInt8]) -> [UInt8] {
+            [0x30, UInt8(2 + topic.count + 1), 0x00, UInt8(topic.count)] + topic + [0x58]
+        }
+        var parser = MQTTPacketParser(version: .v3_1_1)
+        var input = buffer(publish(ascii("a/b/c")) + publish(ascii("a/b/c")) + publish(ascii("a/b/d")) + publish(ascii("a/b/d")))
+        var topics: [String] = []
+        while let packet = try parser.parse(&input) {
+            guard case .publish(let decoded) = packet else { Issue.record("not a PUBLISH"); return }
+            topics.append(decoded.topic)
+        }
+        #expect(topics == ["a/b/c", "a/b/c", "a/b/d", "a/b/d"])
+        // Same length as the last topic but with a wildcard, or with invalid UTF-8: refused as before.
+        var wildcard = buffer(publish(ascii("a/b/+")))
+        #expect { try parser.parse(&wildcard) } throws: { ($0 as? MQTTWireError)?.code == .topicNameInvalid }
+        var invalid = buffer(publish([0x61, 0x2F, 0x62, 0x2F, 0xFF]))
+        #expect { try parser.parse(&invalid) } throws: { ($0 as? MQTTWireError)?.code == .invalidUTF8 }
+        // A shorter topic that is a prefix of the last one is its own topic.
+        var prefix = buffer(publish(ascii("a/b")))
+        guard case .publish(let shorter)? = try parser.parse(&prefix) else { Issue.record("not a PUBLISH"); return }
+        #expect(shorter.topic == "a/b")
+    }
 }

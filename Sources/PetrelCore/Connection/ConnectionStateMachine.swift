@@ -261,13 +261,11 @@ public struct ConnectionStateMachine {
         guard self.phase == .connected, let context = self.context else { return ConnectionActions() }
         var actions = ConnectionActions()
         switch context.session.drain(token: context.token, now: now) {
-        case .delivered(let publishes):
-            for publish in publishes {
-                actions.outbound.append(.publish(publish))
-            }
+        case .delivered(let publishes, let acknowledged):
+            actions.outbound = publishes
             // A QoS 1/2 PUBLISH leaves only once its packet identifier is stored, so that after a crash it is
             // sent again with that identifier and DUP set, never as a new message.
-            if publishes.contains(where: { $0.qos != .atMostOnce }), context.session.isPersistent {
+            if acknowledged, context.session.isPersistent {
                 actions.commit = self.broker.store.commitTicket()
             }
         case .notOwner(let sessionEnded):

@@ -58,6 +58,9 @@ struct SessionState: Sendable {
     var owner: SessionOwner?
     /// The owner's waker was handed out and `deliverPending` has not run since.
     var wakePending = false
+    /// Some inflight entries may wait to be sent again (`awaitingResend`, set when a resumed session has more
+    /// unacknowledged messages than the client's Receive Maximum): `drain` looks for them only then.
+    var mayAwaitResend = false
     /// Removed from the broker (clean start replaced it, or it expired): accepts nothing more.
     var ended = false
     var disconnectedAt: NIODeadline?
@@ -388,7 +391,8 @@ final class Session: Sendable {
     }
 
     enum DrainOutcome {
-        case delivered([OutboundPublish])
+        /// PUBLISH packets to write, in order; `acknowledged` when one of them is QoS 1 or 2.
+        case delivered([OutboundPacket], acknowledged: Bool)
         /// The connection no longer owns the session: taken over, or replaced (`sessionEnded`).
         case notOwner(sessionEnded: Bool)
     }
@@ -399,17 +403,19 @@ final class Session: Sendable {
         self.state.withLock { state in
             guard state.owner?.token == token else { return .notOwner(sessionEnded: state.ended) }
             state.wakePending = false
-            var out: [OutboundPublish] = []
+            var out: [OutboundPacket] = []
             var expired = 0
             var moved = false
+            var acknowledged = false
             // First the unacknowledged messages of a resumed session that did not fit the window then.
-            var sent = state.inflight.count { !$0.awaitingResend }
-            if sent < state.inflight.count {
+            if state.mayAwaitResend {
+                var sent = state.inflight.count { !$0.awaitingResend }
                 for index in state.inflight.indices where state.inflight[index].awaitingResend && sent < state.inflightLimit {
                     state.inflight[index].awaitingResend = false
                     sent += 1
+                    acknowledged = true
                     let entry = state.inflight[index]
-                    out.append(
+                    out.append(.publish(
                         OutboundPublish(
                             message: entry.message,
                             qos: entry.qos,
@@ -419,8 +425,9 @@ final class Session: Sendable {
                             subscriptionIdentifiers: entry.subscriptionIdentifiers,
                             messageExpiryInterval: entry.message.remainingExpiryInterval(at: now)
                         )
-                    )
+                    ))
                 }
+                state.mayAwaitResend = sent < state.inflight.count
             }
             while let head = state.queue.first {
                 if head.qos != .atMostOnce && state.inflight.count >= state.inflightLimit {
@@ -441,7 +448,7 @@ final class Session: Sendable {
                     if head.stored {
                         self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: head.sequence)
                     }
-                    out.append(
+                    out.append(.publish(
                         OutboundPublish(
                             message: head.message,
                             qos: .atMostOnce,
@@ -449,7 +456,7 @@ final class Session: Sendable {
                             subscriptionIdentifiers: head.subscriptionIdentifiers,
                             messageExpiryInterval: remaining
                         )
-                    )
+                    ))
                     continue
                 }
                 let identifier = state.allocatePacketIdentifier()
@@ -468,7 +475,8 @@ final class Session: Sendable {
                 if state.isPersistent {
                     self.store.deliverySaved(clientIdentifier: self.clientIdentifier, Self.stored(entry))
                 }
-                out.append(
+                acknowledged = true
+                out.append(.publish(
                     OutboundPublish(
                         message: head.message,
                         qos: head.qos,
@@ -477,12 +485,12 @@ final class Session: Sendable {
                         subscriptionIdentifiers: head.subscriptionIdentifiers,
                         messageExpiryInterval: remaining
                     )
-                )
+                ))
             }
             if moved { state.droppingBurst = false }
             if expired > 0 { self.counters.messagesDroppedExpired.wrappingAdd(expired, ordering: .relaxed) }
             if !out.isEmpty { self.counters.messagesSent.wrappingAdd(out.count, ordering: .relaxed) }
-            return .delivered(out)
+            return .delivered(out, acknowledged: acknowledged)
         }
     }
 
@@ -536,6 +544,7 @@ final class Session: Sendable {
                 case .publishSent, .queued:
                     guard room > 0 else {
                         state.inflight[index].awaitingResend = true
+                        state.mayAwaitResend = true
                         continue
                     }
                     room -= 1
@@ -580,7 +589,8 @@ final class Session: Sendable {
     /// sent again after a resume).
     private static func wakeForFreedSlot(_ state: inout SessionState) -> (any DeliveryWaker)? {
         guard let owner = state.owner, !state.wakePending else { return nil }
-        guard !state.queue.isEmpty || state.inflight.contains(where: { $0.awaitingResend }) else { return nil }
+        guard !state.queue.isEmpty || (state.mayAwaitResend && state.inflight.contains(where: { $0.awaitingResend }))
+        else { return nil }
         state.wakePending = true
         return owner.waker
     }
@@ -618,20 +628,22 @@ final class Session: Sendable {
             guard let index = state.inflight.firstIndex(where: { $0.packetIdentifier == packetIdentifier }) else {
                 return .unknown
             }
-            let entry = state.inflight[index]
+            // Only the two fields are read: copying the whole entry would retain its message and arrays.
+            let entryQoS = state.inflight[index].qos
+            let entryState = state.inflight[index].state
             switch ack {
             case .puback:
-                guard entry.qos == .atLeastOnce else { return .unknown }
+                guard entryQoS == .atLeastOnce else { return .unknown }
                 self.removeInflight(at: index, &state)
                 return .completed(wake: Self.wakeForFreedSlot(&state))
             case .pubrec(let failed):
-                guard entry.qos == .exactlyOnce else { return .unknown }
+                guard entryQoS == .exactlyOnce else { return .unknown }
                 if failed {
                     // A PUBREC with a failure reason ends the exchange (spec 4.3.3).
                     self.removeInflight(at: index, &state)
                     return .completed(wake: Self.wakeForFreedSlot(&state))
                 }
-                if entry.state != .pubrecReceived {
+                if entryState != .pubrecReceived {
                     state.inflight[index].state = .pubrecReceived
                     if state.isPersistent {
                         self.store.deliverySaved(
@@ -642,7 +654,7 @@ final class Session: Sendable {
                 }
                 return .sendPubrel
             case .pubcomp:
-                guard entry.qos == .exactlyOnce, entry.state == .pubrecReceived else { return .unknown }
+                guard entryQoS == .exactlyOnce, entryState == .pubrecReceived else { return .unknown }
                 self.removeInflight(at: index, &state)
                 return .completed(wake: Self.wakeForFreedSlot(&state))
             }
