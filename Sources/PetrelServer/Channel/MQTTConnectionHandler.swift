@@ -10,9 +10,7 @@ import PetrelCore
 ///
 /// The packets of a read are handed to the state machine as they are parsed, without a decoder handler in
 /// between: no packet is boxed into the pipeline's `NIOAny`, and a PUBLISH payload is a slice of the bytes read.
-/// No buffer is kept between reads unless a packet is cut in two, and then only that packet's bytes, copied:
-/// while anything holds the channel's receive buffer, NIO allocates another one for the next read and keeps
-/// both (with a slot array for sixteen).
+/// No buffer is kept between reads unless a packet is cut in two.
 final class MQTTConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -100,38 +98,33 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         var bytes = unwrapInboundIn(data)
-        let now = NIODeadline.now()
         if var buffered = partial.take() {
-            // Complete the cut packet with as few bytes of this read as it needs; the rest is parsed in place.
-            while true {
-                // Until its fixed header is complete the length is unknown: one byte at a time (at most four).
-                let take = min(max(1, Self.missingBytes(in: buffered) ?? 1), bytes.readableBytes)
-                guard take > 0, let piece = bytes.readSlice(length: take) else {
-                    partial = buffered
-                    return
-                }
-                buffered.writeImmutableBuffer(piece)
-                guard let packet = parse(&buffered, now: now, context: context) else {
-                    if closing { return }
-                    continue
-                }
-                if buffered.readableBytes > 0 {
-                    // Not expected (exactly the missing bytes were added), but no byte may be lost.
-                    buffered.writeImmutableBuffer(bytes)
-                    bytes = buffered
-                }
-                receive(packet, now: now, context: context)
-                break
-            }
+            buffered.writeBuffer(&bytes)
+            bytes = buffered
         }
+        let now = NIODeadline.now()
         while !closing, let packet = parse(&bytes, now: now, context: context) {
             receive(packet, now: now, context: context)
         }
         if !closing, bytes.readableBytes > 0 {
-            var copy = ByteBufferAllocator().buffer(capacity: bytes.readableBytes)
-            copy.writeImmutableBuffer(bytes)
-            partial = copy
+            partial = machine.isConnected ? Self.keepable(bytes) : Self.copy(bytes)
         }
+    }
+
+    /// The unparsed rest of a read, kept until the next one. A few bytes left at the end of a large receive
+    /// buffer are copied out, so that they do not hold the whole buffer.
+    private static func keepable(_ rest: ByteBuffer) -> ByteBuffer {
+        guard rest.capacity > 2 * rest.readableBytes + 1024 else { return rest }
+        return copy(rest)
+    }
+
+    /// Before CONNECT is accepted (a CONNECT longer than the first read) the rest is always copied: while
+    /// anything holds the channel's receive buffer, NIO allocates a second one for the next read and keeps
+    /// both, with a slot array for sixteen, for the life of the connection.
+    private static func copy(_ rest: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: rest.readableBytes)
+        copy.writeImmutableBuffer(rest)
+        return copy
     }
 
     /// The packet at the front of `bytes`; nil when it is incomplete, or malformed: then the connection answers
@@ -152,14 +145,6 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return nil
         }
-    }
-
-    /// The bytes `buffer` lacks for the packet at its front; nil while its fixed header is incomplete (or
-    /// malformed, which the parser reports).
-    private static func missingBytes(in buffer: ByteBuffer) -> Int? {
-        guard let (remainingLength, lengthBytes) = try? buffer.getMQTTVariableByteInteger(at: buffer.readerIndex + 1)
-        else { return nil }
-        return 1 + lengthBytes + remainingLength - buffer.readableBytes
     }
 
     private func receive(_ packet: MQTTPacket, now: NIODeadline, context: ChannelHandlerContext) {
