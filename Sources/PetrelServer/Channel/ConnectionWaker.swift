@@ -5,7 +5,8 @@ import PetrelCore
 /// connection's own event loop.
 ///
 /// The engine returns wakers instead of calling them, so that the server can batch the wake-ups of one read
-/// batch per event loop (`WakeBatch`): one `execute` per loop, not one per message.
+/// batch per event loop (`WakeBatch`, `DeliveryScheduler`): one drain per connection and loop iteration, not
+/// one per message.
 ///
 /// `@unchecked Sendable`: the only mutable state, `loopBoundHandler`, is read and written only through
 /// `handler`, whose accessors trap unless they run on `eventLoop` (its immutable scheduler's), so it is touched
@@ -46,8 +47,9 @@ final class ConnectionWaker: DeliveryWaker, @unchecked Sendable {
     }
 }
 
-/// Wake-ups collected during one read batch, fired at its end: connections on the current loop are drained
-/// in place, every other loop gets one task carrying all of its connections.
+/// Wake-ups collected during one read batch, fired at its end: connections on the current loop go to its
+/// `DeliveryScheduler` (drained once the loop has read every ready socket), every other loop gets one task
+/// carrying all of its connections.
 struct WakeBatch {
     private var wakers: [any DeliveryWaker] = []
 
