@@ -8,14 +8,17 @@ import PetrelCore
 /// batch per event loop (`WakeBatch`, `DeliveryScheduler`): one drain per connection and loop iteration, not
 /// one per message.
 ///
-/// `@unchecked Sendable`: the only mutable state, `loopBoundHandler`, is read and written only through
-/// `handler`, whose accessors trap unless they run on `eventLoop` (its immutable scheduler's), so it is touched
-/// by one thread only; the rest is immutable and `Sendable`. This is what `NIOLoopBoundBox` does, without a
-/// second object per connection.
+/// `@unchecked Sendable`: the mutable state is `loopBoundHandler`, read and written only through `handler`, whose
+/// accessors trap unless they run on `eventLoop` (its immutable scheduler's), and `drainedInEpoch`, touched only
+/// by that scheduler's loop-bound `schedule`; so it is touched by one thread only; the rest is immutable and
+/// `Sendable`. This is what `NIOLoopBoundBox` does, without a second object per connection.
 final class ConnectionWaker: DeliveryWaker, @unchecked Sendable {
     /// The drain queue of this connection's event loop.
     let scheduler: DeliveryScheduler
     private var loopBoundHandler: MQTTConnectionHandler?
+    /// The scheduler's iteration in which this connection was last drained at once; touched on `eventLoop` only,
+    /// by its `DeliveryScheduler`.
+    var drainedInEpoch: UInt64 = .max
 
     init(scheduler: DeliveryScheduler) {
         self.scheduler = scheduler
@@ -59,10 +62,17 @@ struct WakeBatch {
         wakers.append(contentsOf: newWakers)
     }
 
-    mutating func fire(on currentLoop: any EventLoop) {
-        guard !wakers.isEmpty else { return }
+    /// The wakers collected so far, leaving the batch empty. Firing them is a separate step (`fire(_:on:)`)
+    /// because a drain it starts may be this very connection's, which collects and fires wakers of its own.
+    mutating func take() -> [any DeliveryWaker] {
+        guard !wakers.isEmpty else { return [] }
         let batch = wakers
         wakers.removeAll(keepingCapacity: true)
+        return batch
+    }
+
+    static func fire(_ batch: [any DeliveryWaker], on currentLoop: any EventLoop) {
+        guard !batch.isEmpty else { return }
         var remote: [ObjectIdentifier: (loop: any EventLoop, wakers: [ConnectionWaker])] = [:]
         for waker in batch {
             guard let connection = waker as? ConnectionWaker else {
@@ -85,12 +95,14 @@ struct WakeBatch {
     }
 }
 
-/// The connections of one event loop that have messages to drain, drained once the loop has read from every
-/// socket that was ready: a subscriber fed by many publishers then writes once per loop iteration, with the
-/// messages of all of them, instead of once per publisher's read.
+/// The connections of one event loop that have messages to drain. A connection is drained at once the first
+/// time it is woken in an iteration of the loop (a message read from a socket reaches its subscriber without
+/// waiting for the other sockets of the iteration); woken again in the same iteration, it is drained once more
+/// after the loop has read from every ready socket. A subscriber fed by many publishers thus writes at most twice
+/// per iteration, with the messages of all of them, instead of once per publisher's read.
 ///
-/// NIO runs the tasks given to `execute` after the I/O events of the iteration, so the delay is at most one
-/// iteration of the loop.
+/// NIO runs the tasks given to `execute` after the I/O events of the iteration, so the second drain waits at
+/// most for the rest of the iteration; that task also closes the iteration (`epoch`).
 final class DeliveryScheduler: Sendable {
     let eventLoop: any EventLoop
     private let queue: NIOLoopBoundBox<Queue>
@@ -99,6 +111,8 @@ final class DeliveryScheduler: Sendable {
         var pending: [ConnectionWaker] = []
         var spare: [ConnectionWaker] = []
         var scheduled = false
+        /// Counts the loop iterations in which something was drained.
+        var epoch: UInt64 = 0
     }
 
     init(eventLoop: any EventLoop) {
@@ -109,15 +123,27 @@ final class DeliveryScheduler: Sendable {
     /// Called on `eventLoop` only. A connection is scheduled at most once per drain: the engine hands out a
     /// session's waker again only after the session was drained.
     func schedule(_ waker: ConnectionWaker) {
-        queue.value.pending.append(waker)
+        let epoch = queue.value.epoch
+        if waker.drainedInEpoch != epoch {
+            waker.drainedInEpoch = epoch
+            closeIterationLater()
+            waker.handler?.deliverPending()
+        } else {
+            queue.value.pending.append(waker)
+            closeIterationLater()
+        }
+    }
+
+    private func closeIterationLater() {
         guard !queue.value.scheduled else { return }
         queue.value.scheduled = true
         eventLoop.execute { self.run() }
     }
 
     private func run() {
-        // Drains may schedule further connections (a subscriber that publishes back): those wait for the next
-        // task, so one run ends.
+        queue.value.epoch &+= 1
+        // Drains may schedule further connections (a subscriber that publishes back): those belong to the next
+        // iteration, so one run ends.
         var batch = queue.value.spare
         swap(&batch, &queue.value.pending)
         queue.value.scheduled = false

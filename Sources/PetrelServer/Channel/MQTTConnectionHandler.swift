@@ -88,7 +88,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         closing = true
         connections.remove(self)
         perform(machine.connectionClosed(now: .now()), context: context)
-        wakes.fire(on: context.eventLoop)
+        fireWakes(on: context.eventLoop)
         waker.handler = nil
         context.fireChannelInactive()
     }
@@ -159,7 +159,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        fireWakes(on: context.eventLoop)
         context.fireChannelReadComplete()
     }
 
@@ -206,14 +206,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         perform(machine.deliverPending(now: .now()), context: context)
         flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        fireWakes(on: context.eventLoop)
     }
 
     func serverShutdown() {
         guard let context, !closing else { return }
         perform(machine.shutdown(now: .now()), context: context)
         flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        fireWakes(on: context.eventLoop)
         if !closing {
             closing = true
             context.close(promise: nil)
@@ -229,7 +229,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         guard let context, !closing else { return }
         perform(machine.tick(now: now), context: context)
         flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        fireWakes(on: context.eventLoop)
         guard !closing else { return }
         connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
     }
@@ -297,7 +297,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             for outbound in entry.outbound { write(outbound, context: context) }
         }
         flushIfNeeded(context: context)
-        wakes.fire(on: context.eventLoop)
+        fireWakes(on: context.eventLoop)
     }
 
     /// Packets of the current batch not handed to the channel yet: acknowledgements, PUBLISH headers and
@@ -394,6 +394,12 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             writeGathered(context: context)
             context.write(wrapOutboundOut(payload), promise: nil)
         }
+    }
+
+    /// Fires the wakers collected so far; taken out of `wakes` first, since a drain started here may collect
+    /// wakers into it again.
+    private func fireWakes(on loop: any EventLoop) {
+        WakeBatch.fire(wakes.take(), on: loop)
     }
 
     private func flushIfNeeded(context: ChannelHandlerContext) {
