@@ -43,7 +43,7 @@ def run(petrel: str, bench: str, arguments: list[str], duration: str) -> float:
             ["taskset", "-c", "1", bench, *arguments, "--threads", "1", "--port", str(port),
              "--duration", duration, "--broker-pid", str(broker.pid), "--json"],
             capture_output=True, text=True, timeout=float(duration) + 60)
-        return float(json.loads(result.stdout)["deliveredPerSecond"])
+        return float(json.loads(result.stdout)["delivered_per_second"])
     except (ValueError, KeyError, subprocess.TimeoutExpired) as error:
         print(f"  failed: {error}", file=sys.stderr)
         return float("nan")
