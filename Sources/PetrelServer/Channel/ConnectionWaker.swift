@@ -56,8 +56,6 @@ final class ConnectionWaker: DeliveryWaker, @unchecked Sendable {
 struct WakeBatch {
     private var wakers: [any DeliveryWaker] = []
 
-    var isEmpty: Bool { wakers.isEmpty }
-
     mutating func append(contentsOf newWakers: [any DeliveryWaker]) {
         wakers.append(contentsOf: newWakers)
     }
