@@ -49,13 +49,16 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        .target(name: "CPetrelLinux"),
         .target(
             name: "PetrelServer",
             dependencies: [
                 "MQTTWire",
                 "PetrelCore",
+                "CPetrelLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

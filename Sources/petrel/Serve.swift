@@ -92,6 +92,15 @@ struct Serve: AsyncParsableCommand {
     )
     var allowAnonymous: Bool?
 
+    @Option(
+        name: .long,
+        help: """
+            Seconds without traffic after which a connected client hibernates: it gives up its network channel \
+            and keeps its MQTT state until its next packet or message (Linux; 0 turns it off).
+            """
+    )
+    var hibernateAfter: Double = 10
+
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
 
@@ -111,6 +120,9 @@ struct Serve: AsyncParsableCommand {
         guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard hibernateAfter >= 0, hibernateAfter.isFinite else {
+            throw ValidationError("--hibernate-after must be 0 (off) or a number of seconds")
+        }
         try storage.validate()
         if let serverReference, serverReference.isEmpty {
             throw ValidationError("--server-reference needs a host")
@@ -133,6 +145,7 @@ struct Serve: AsyncParsableCommand {
         configuration.hosts = host
         configuration.port = port
         if let threads { configuration.eventLoopThreads = threads }
+        configuration.hibernateAfter = hibernateAfter > 0 ? .nanoseconds(Int64(hibernateAfter * 1e9)) : nil
         configuration.broker.maximumPacketSize = maxPacketSize
         configuration.broker.receiveMaximum = receiveMaximum
         configuration.broker.maximumInflightMessages = maxInflight

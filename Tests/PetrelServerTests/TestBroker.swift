@@ -14,6 +14,15 @@ func withTestBroker<T: Sendable>(
     store: (any BrokerStore)? = nil,
     _ body: @Sendable (_ port: Int) async throws -> T
 ) async throws -> T {
+    try await withTestServer(configure: configure, store: store) { port, _ in try await body(port) }
+}
+
+/// `withTestBroker`, with the server at hand too.
+func withTestServer<T: Sendable>(
+    configure: (inout ServerConfiguration) -> Void = { _ in },
+    store: (any BrokerStore)? = nil,
+    _ body: @Sendable (_ port: Int, _ server: MQTTServer) async throws -> T
+) async throws -> T {
     var configuration = ServerConfiguration()
     configuration.hosts = ["127.0.0.1"]
     configuration.port = 0
@@ -31,7 +40,7 @@ func withTestBroker<T: Sendable>(
             }
             let port = await server.listeningAddresses().first?.port ?? 0
             do {
-                let result = try await body(port)
+                let result = try await body(port, server)
                 trigger.triggerGracefulShutdown()
                 var value: T? = result
                 for try await next in group where next != nil { value = next }

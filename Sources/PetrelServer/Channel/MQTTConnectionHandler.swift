@@ -1,6 +1,7 @@
 import Logging
 import MQTTWire
 import NIOCore
+import NIOPosix
 import PetrelCore
 
 /// One MQTT network connection. It parses the bytes the socket delivers into packets (`MQTTPacketParser`) and
@@ -11,6 +12,11 @@ import PetrelCore
 /// The packets of a read are handed to the state machine as they are parsed, without a decoder handler in
 /// between: no packet is boxed into the pipeline's `NIOAny`, and a PUBLISH payload is a slice of the bytes read.
 /// No buffer is kept between reads unless a packet is cut in two.
+///
+/// With hibernation on, a connected client idle for a while gives its channel up (`hibernate`) and its socket
+/// waits in the server's `ConnectionPark`; this handler stays, with all of the connection's state, listed in its
+/// loop's `EventLoopConnections`, and is added to a new channel for the same socket when the connection wakes
+/// (`attach`). What woke it (a message to deliver, a deadline, a shutdown) is done once that channel is active.
 final class MQTTConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -42,6 +48,35 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var held: [HeldWrite] = []
     private var nextTicket: UInt64 = 0
 
+    /// Hibernation when idle; nil when off.
+    private let hibernation: ConnectionHibernation?
+    /// The connection's socket: the channel's, or while hibernating the copy that waits in the park; -1 when
+    /// not known (hibernation off).
+    private var socket: CInt
+    private var phase = Phase.attached
+    /// Work that waits for the channel of a waking connection.
+    private var afterWaking = WakeWork()
+    /// The generation of the socket's current stay in the park.
+    private var parkGeneration: UInt32 = 0
+    /// The last packet read or written, for hibernation.
+    private var lastActivity: NIODeadline
+
+    private enum Phase: UInt8 {
+        /// On a channel.
+        case attached
+        /// Without a channel; the socket waits in the park.
+        case hibernating
+        /// Getting a new channel.
+        case waking
+    }
+
+    private struct WakeWork: OptionSet {
+        var rawValue: UInt8
+        static let deliver = WakeWork(rawValue: 1)
+        static let deadline = WakeWork(rawValue: 2)
+        static let shutdown = WakeWork(rawValue: 4)
+    }
+
     private struct HeldWrite {
         var outbound: [OutboundPacket]
         /// The ticket still awaited; nil once committed (or for packets only queued behind one).
@@ -54,9 +89,14 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         connections: EventLoopConnections,
         remoteAddress: String,
         maximumPacketSize: Int,
+        socket: CInt = -1,
+        hibernation: ConnectionHibernation? = nil,
         logger: Logger
     ) {
         let now = NIODeadline.now()
+        self.socket = socket
+        self.hibernation = socket >= 0 ? hibernation : nil
+        self.lastActivity = now
         self.parser = MQTTPacketParser(maximumPacketSize: maximumPacketSize)
         // The operating system's cryptographically secure generator feeds authentication nonces and salts.
         self.machine = ConnectionStateMachine(
@@ -75,16 +115,44 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if phase == .waking {
+            // Still listed, still the waker's: only the channel is new.
+            phase = .attached
+            let now = NIODeadline.now()
+            lastActivity = now
+            connections.setDeadline(nextDeadline(now: now), for: self)
+            return
+        }
         waker.handler = self
         connections.add(self, deadline: machine.tickDeadline ?? .distantFuture)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        // The channel given up by hibernation goes after the handler left it (or joined a new one).
+        guard context === self.context else { return }
         connections.remove(self)
         self.context = nil
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        if !afterWaking.isEmpty {
+            let work = afterWaking
+            afterWaking = []
+            if work.contains(.shutdown) {
+                serverShutdown()
+            } else {
+                if work.contains(.deadline) { deadlinePassed(now: .now()) }
+                if work.contains(.deliver) { deliverPending() }
+            }
+        }
+        context.fireChannelActive()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        guard context === self.context else {
+            context.fireChannelInactive()
+            return
+        }
         closing = true
         connections.remove(self)
         perform(machine.connectionClosed(now: .now()), context: context)
@@ -103,6 +171,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             bytes = buffered
         }
         let now = NIODeadline.now()
+        lastActivity = now
         while !closing, let packet = parse(&bytes, now: now, context: context) {
             receive(packet, now: now, context: context)
         }
@@ -153,7 +222,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH. Later packets
         // move the keep-alive deadline within the engine; the connection looks at it when the old one passes.
         if !wasConnected, !closing, machine.isConnected {
-            connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
+            connections.setDeadline(nextDeadline(now: now), for: self)
         }
     }
 
@@ -199,17 +268,21 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Drains what the engine queued for this connection, unless the socket is backed up: then the messages wait
     /// in the session's bounded queue instead of in the socket's unbounded write buffer.
     func deliverPending() {
+        guard phase == .attached else { return wake(for: .deliver) }
         guard let context, !closing else { return }
         guard context.channel.isWritable else {
             deliveryDeferred = true
             return
         }
-        perform(machine.deliverPending(now: .now()), context: context)
+        let now = NIODeadline.now()
+        lastActivity = now
+        perform(machine.deliverPending(now: now), context: context)
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
     }
 
     func serverShutdown() {
+        guard phase == .attached else { return wake(for: .shutdown) }
         guard let context, !closing else { return }
         perform(machine.shutdown(now: .now()), context: context)
         flushIfNeeded(context: context)
@@ -226,12 +299,108 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// connect timeout or 1.5 times the keep alive ran out [MQTT-3.1.2-24]; otherwise (a packet came since)
     /// the connection names its next deadline. One that is already due again is looked at on the next check.
     func deadlinePassed(now: NIODeadline) {
+        guard phase == .attached else {
+            // Only the keep alive is watched while hibernating: the engine closes the connection on its channel.
+            return wake(for: .deadline)
+        }
         guard let context, !closing else { return }
         perform(machine.tick(now: now), context: context)
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
         guard !closing else { return }
-        connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
+        if let hibernation, machine.isConnected, now - lastActivity >= hibernation.idleTime,
+            hibernate(context: context, hibernation: hibernation)
+        {
+            connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
+            return
+        }
+        connections.setDeadline(nextDeadline(now: now), for: self)
+    }
+
+    /// The keep-alive deadline, or earlier the time this connection would hibernate if nothing happens.
+    private func nextDeadline(now: NIODeadline) -> NIODeadline {
+        let keepAlive = machine.tickDeadline ?? .distantFuture
+        guard let hibernation, machine.isConnected else { return keepAlive }
+        var hibernateAt = lastActivity + hibernation.idleTime
+        // Not hibernated although idle (writes still buffered, say): look again in a while.
+        if hibernateAt <= now { hibernateAt = now + hibernation.idleTime }
+        return min(keepAlive, hibernateAt)
+    }
+
+    // MARK: - Hibernation
+
+    /// Gives the channel up and leaves the socket to the park, when nothing is half done: no packet half read,
+    /// nothing buffered to write, no acknowledgement waiting for the store.
+    private func hibernate(context: ChannelHandlerContext, hibernation: ConnectionHibernation) -> Bool {
+        guard socket >= 0, partial == nil, held.isEmpty, gathered == nil, !needsFlush, !deliveryDeferred,
+            !readDeferred, context.channel.isWritable
+        else { return false }
+        guard let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 else {
+            return false
+        }
+        guard let copy = ConnectionHibernation.duplicate(socket) else {
+            logger.warning("cannot hibernate: no descriptor left for the copy", metadata: metadata())
+            return false
+        }
+        // From here the old channel's events are not this connection's (`context` no longer matches).
+        self.context = nil
+        phase = .hibernating
+        socket = copy
+        context.close(promise: nil)
+        guard let generation = hibernation.park(copy, connection: NIOLoopBound(self, eventLoop: context.eventLoop)) else {
+            // Cannot be watched: straight back onto a channel.
+            attach(hibernation: hibernation)
+            return true
+        }
+        parkGeneration = generation
+        logger.trace("hibernating", metadata: metadata())
+        return true
+    }
+
+    /// The engine needs this connection while it hibernates, or waits for its channel.
+    private func wake(for work: WakeWork) {
+        afterWaking.insert(work)
+        guard phase == .hibernating, let hibernation else { return }
+        // When the park woke it first, its wake-up is already on the way here.
+        guard hibernation.reclaim(socket, generation: parkGeneration) else { return }
+        attach(hibernation: hibernation)
+    }
+
+    /// The park saw the socket readable (a packet, or the peer hung up) and gave it back.
+    func wakeFromHibernation() {
+        guard phase == .hibernating, let hibernation else { return }
+        attach(hibernation: hibernation)
+    }
+
+    /// A new channel for the socket, on this connection's event loop, with this handler in it.
+    private func attach(hibernation: ConnectionHibernation) {
+        phase = .waking
+        let loop = waker.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        logger.trace("waking", metadata: metadata())
+        hibernation.channelOptions.clientBootstrap(on: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .withConnectedSocket(socket)
+            .whenFailure { error in bound.value.wakingFailed(error) }
+    }
+
+    /// No channel for the socket: the connection is lost (its will goes out, its session stays or ends).
+    private func wakingFailed(_ error: any Error) {
+        guard phase == .waking else { return }
+        logger.warning("cannot wake a hibernating connection", metadata: metadata(["error": "\(error)"]))
+        phase = .attached
+        closing = true
+        afterWaking = []
+        connections.remove(self)
+        let actions = machine.connectionClosed(now: .now())
+        for record in actions.logs { log(record) }
+        wakes.append(contentsOf: actions.wake)
+        fireWakes(on: waker.eventLoop)
+        waker.handler = nil
     }
 
     // MARK: - Performing actions

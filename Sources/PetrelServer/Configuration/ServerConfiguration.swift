@@ -19,6 +19,11 @@ public struct ServerConfiguration: Sendable {
     /// How often each event loop looks for connections whose connect timeout or keep alive (1.5 times the
     /// client's, without a packet) ran out; such a connection is closed at most this late. Default: 250 ms.
     public var connectionTimeoutCheckInterval: TimeAmount = .milliseconds(250)
+    /// A connected client that neither sends nor is sent anything for this long hibernates: it gives up its
+    /// network channel (about 2.3 KiB) and keeps only its MQTT state until its next packet, the next message for
+    /// it, or its keep alive running out (see docs/hibernation.md). Nil turns hibernation off. Linux only; other
+    /// systems ignore it. Default: 10 s.
+    public var hibernateAfter: TimeAmount? = .seconds(10)
     /// Longest wait for connections to close during a graceful shutdown. Default: 5 s.
     public var shutdownGracePeriod: TimeAmount = .seconds(5)
     /// The engine's limits and behaviour.

@@ -1,5 +1,6 @@
 import Logging
 import MQTTWire
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PetrelCore
@@ -7,11 +8,17 @@ import ServiceLifecycle
 
 /// The MQTT broker as a `Service`: TCP listeners on a multi-threaded event loop group (one loop per core by
 /// default), the engine's timer, and a graceful shutdown that says goodbye to every client.
+///
+/// With hibernation on (Linux), the listeners are the `ConnectionPark`'s, which accepts connections and hands
+/// them to NIO; otherwise NIO's `ServerBootstrap` accepts them.
 public final class MQTTServer: Service {
     public let configuration: ServerConfiguration
     public let broker: Broker
     private let logger: Logger
     private let boundAddresses = AsyncStreamBox()
+    #if os(Linux)
+    private let currentPark = NIOLockedValueBox<ConnectionPark?>(nil)
+    #endif
 
     public init(configuration: ServerConfiguration, broker: Broker? = nil, logger: Logger) {
         self.configuration = configuration
@@ -23,6 +30,8 @@ public final class MQTTServer: Service {
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         let loops = Array(group.makeIterator())
+        let broker = self.broker
+        let logger = self.logger
         let connections = Dictionary(
             uniqueKeysWithValues: loops.map { loop in
                 (ObjectIdentifier(loop), NIOLoopBoundBox.makeBoxSendingValue(EventLoopConnections(), eventLoop: loop))
@@ -38,24 +47,58 @@ public final class MQTTServer: Service {
         }
         var listeners: [any Channel] = []
         let schedulers = DeliverySchedulers(group: group)
+        let connectionFactory = ConnectionFactory(
+            broker: broker,
+            schedulers: schedulers,
+            connections: connections,
+            maximumPacketSize: Int(configuration.broker.maximumPacketSize),
+            channelOptions: channelOptions,
+            logger: logger
+        )
+        #if os(Linux)
+        var park: ConnectionPark?
+        #endif
+        var acceptedByPark = false
         do {
-            for host in configuration.hosts {
-                let bootstrap = makeBootstrap(group: group, schedulers: schedulers, connections: connections)
-                let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
-                listeners.append(channel)
-                let address = Self.describe(channel.localAddress, host: host, port: configuration.port)
-                logger.notice("Listening for MQTT on \(address)", metadata: ["net.listener": "mqtt+tcp"])
-                boundAddresses.append(channel.localAddress)
+            #if os(Linux)
+            if let idleTime = configuration.hibernateAfter {
+                let connectionPark = try ConnectionPark(logger: logger)
+                park = connectionPark
+                currentPark.withLockedValue { $0 = connectionPark }
+                acceptedByPark = true
+                for host in configuration.hosts {
+                    let address = try connectionPark.listen(host: host, port: configuration.port)
+                    announce(address, host: host)
+                }
+                let hibernation = ConnectionHibernation(
+                    idleTime: idleTime,
+                    channelOptions: channelOptions,
+                    park: connectionPark
+                )
+                connectionPark.start { socket in
+                    connectionFactory.accept(socket, on: group.next(), hibernation: hibernation)
+                }
+            }
+            #endif
+            if !acceptedByPark {
+                for host in configuration.hosts {
+                    let bootstrap = makeBootstrap(group: group, factory: connectionFactory)
+                    let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
+                    listeners.append(channel)
+                    announce(channel.localAddress, host: host)
+                }
             }
         } catch {
             logger.error("Cannot listen", metadata: ["error": "\(error)"])
             for channel in listeners { try? await channel.close() }
+            #if os(Linux)
+            park?.stop()
+            #endif
             for check in checks { check.cancel() }
             try? await group.shutdownGracefully()
             throw error
         }
 
-        let broker = self.broker
         let ticker = group.next().scheduleRepeatedTask(
             initialDelay: configuration.brokerTickInterval,
             delay: configuration.brokerTickInterval
@@ -70,6 +113,9 @@ public final class MQTTServer: Service {
         logger.notice("Shutting down")
         ticker.cancel()
         for channel in listeners { try? await channel.close() }
+        #if os(Linux)
+        park?.stopListening()
+        #endif
         let goodbyes = loops.map { loop in
             let box = connections[ObjectIdentifier(loop)]!
             return loop.submit { box.value.shutdownAll() }
@@ -80,9 +126,36 @@ public final class MQTTServer: Service {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for check in checks { check.cancel() }
+        #if os(Linux)
+        park?.stop()
+        #endif
         broker.shutdown(now: .now())
         try await group.shutdownGracefully()
         logger.notice("Stopped")
+    }
+
+    private var channelOptions: ConnectionChannelOptions {
+        ConnectionChannelOptions(
+            writeBufferWaterMark: .init(
+                low: configuration.writeBufferLowWatermark,
+                high: configuration.writeBufferHighWatermark
+            )
+        )
+    }
+
+    private func announce(_ address: SocketAddress?, host: String) {
+        let shown = Self.describe(address, host: host, port: configuration.port)
+        logger.notice("Listening for MQTT on \(shown)", metadata: ["net.listener": "mqtt+tcp"])
+        if let address { boundAddresses.append(address) }
+    }
+
+    /// Connections hibernating right now (see `ServerConfiguration.hibernateAfter`).
+    public var hibernatingConnectionCount: Int {
+        #if os(Linux)
+        currentPark.withLockedValue { $0?.parkedCount } ?? 0
+        #else
+        0
+        #endif
     }
 
     /// The addresses the listeners are bound to, in order, once they are (for tests that bind port 0).
@@ -103,44 +176,18 @@ public final class MQTTServer: Service {
         return total
     }
 
-    private func makeBootstrap(
-        group: MultiThreadedEventLoopGroup,
-        schedulers: DeliverySchedulers,
-        connections: [ObjectIdentifier: NIOLoopBoundBox<EventLoopConnections>]
-    ) -> ServerBootstrap {
-        let broker = self.broker
-        let logger = self.logger
-        let maximumPacketSize = Int(configuration.broker.maximumPacketSize)
-        let watermark = ChannelOptions.Types.WriteBufferWaterMark(
-            low: configuration.writeBufferLowWatermark,
-            high: configuration.writeBufferHighWatermark
-        )
+    private func makeBootstrap(group: MultiThreadedEventLoopGroup, factory: ConnectionFactory) -> ServerBootstrap {
+        let options = factory.channelOptions
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: watermark)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            // The channel keeps its last receive buffer for the next read: start at the minimum (NIO's default is
-            // 2 KiB) so that an idle connection holds 64 bytes; a busy one grows it on every full read, up to 64 KiB
-            // within a few reads of one readable event (`maxMessagesPerRead`).
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536))
+            .childChannelOption(.writeBufferWaterMark, value: options.writeBufferWaterMark)
+            .childChannelOption(.maxMessagesPerRead, value: options.maxMessagesPerRead)
+            .childChannelOption(.recvAllocator, value: options.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
-                        preconditionFailure("a connection on an event loop outside the server's group")
-                    }
-                    let waker = ConnectionWaker(scheduler: schedulers.scheduler(for: channel.eventLoop))
-                    let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-                    let handler = MQTTConnectionHandler(
-                        broker: broker,
-                        waker: waker,
-                        connections: loopConnections,
-                        remoteAddress: remote,
-                        maximumPacketSize: maximumPacketSize,
-                        logger: logger
-                    )
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    try factory.addHandler(to: channel, socket: -1, hibernation: nil)
                 }
             }
     }
@@ -156,5 +203,50 @@ public final class MQTTServer: Service {
         var metadata = Logger.Metadata()
         for (key, value) in record.metadata { metadata[key] = "\(value)" }
         logger.log(level: Logger.Level(record.level), "\(record.message)", metadata: metadata)
+    }
+}
+
+/// Makes the handler of each new connection.
+private struct ConnectionFactory: Sendable {
+    let broker: Broker
+    let schedulers: DeliverySchedulers
+    let connections: [ObjectIdentifier: NIOLoopBoundBox<EventLoopConnections>]
+    let maximumPacketSize: Int
+    let channelOptions: ConnectionChannelOptions
+    let logger: Logger
+
+    /// A connection accepted by the park: NIO wraps its socket into a channel on `loop`.
+    func accept(_ socket: CInt, on loop: any EventLoop, hibernation: ConnectionHibernation) {
+        let logger = self.logger
+        channelOptions.clientBootstrap(on: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.addHandler(to: channel, socket: socket, hibernation: hibernation)
+                }
+            }
+            .withConnectedSocket(socket)
+            .whenFailure { error in
+                logger.debug("cannot set up an accepted connection", metadata: ["error": "\(error)"])
+            }
+    }
+
+    /// Called on the channel's event loop.
+    func addHandler(to channel: any Channel, socket: CInt, hibernation: ConnectionHibernation?) throws {
+        guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
+            preconditionFailure("a connection on an event loop outside the server's group")
+        }
+        let waker = ConnectionWaker(scheduler: schedulers.scheduler(for: channel.eventLoop))
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        let handler = MQTTConnectionHandler(
+            broker: broker,
+            waker: waker,
+            connections: loopConnections,
+            remoteAddress: remote,
+            maximumPacketSize: maximumPacketSize,
+            socket: socket,
+            hibernation: hibernation,
+            logger: logger
+        )
+        try channel.pipeline.syncOperations.addHandler(handler)
     }
 }
