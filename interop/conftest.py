@@ -53,6 +53,7 @@ PETREL_FLAGS = {
     "response_information": "--response-information",
     "server_reference": "--server-reference",
     "redirect": "--redirect",
+    "hibernate_after": "--hibernate-after",
 }
 
 # Option name -> function producing Mosquitto configuration lines.  Options not

@@ -14,6 +14,8 @@
 #   BENCH_ROUNDS          rounds of the pinned cases; the tables show the median (default 3)
 #   BENCH_IDLE            idle connections for the memory-per-connection case (default 10000)
 #   BENCH_MAX_IDLE        1 to also open as many idle connections as the file limit allows (default 1)
+#   BENCH_IDLE_WAIT       seconds the idle connections stay idle before the broker's memory is read a second
+#                         time (default 15: Petrel hibernates connections idle for 10 s, its default)
 #   BENCH_SCALING         1 to run Petrel unpinned with --threads 2 (default 1)
 #   BENCH_RESULTS         directory for the JSON files (default bench-results/<UTC time>)
 #   BENCH_CASES           space-separated subset of case names (default all)
@@ -26,6 +28,7 @@ duration=${BENCH_DURATION:-8}
 rounds=${BENCH_ROUNDS:-3}
 idle_connections=${BENCH_IDLE:-10000}
 max_idle=${BENCH_MAX_IDLE:-1}
+idle_wait=${BENCH_IDLE_WAIT:-15}
 scaling=${BENCH_SCALING:-1}
 results=${BENCH_RESULTS:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 # Limits both brokers get: QoS 1/2 messages in flight to one client, and messages queued behind them.
@@ -186,13 +189,14 @@ done
 
 if selected idle; then
     for broker in petrel mosquitto; do
-        run_case idle "$broker" pinned 1 -- idle --connections "$idle_connections"
+        run_case idle "$broker" pinned 1 -- idle --connections "$idle_connections" --idle-wait "$idle_wait"
     done
 fi
 if [[ $max_idle == 1 ]] && selected max-idle; then
     # Leave room for the brokers' and the generator's other descriptors.
     for broker in petrel mosquitto; do
-        run_case max-idle "$broker" pinned 1 -- idle --connections $((nofile - 500)) --connect-timeout 5
+        run_case max-idle "$broker" pinned 1 -- idle --connections $((nofile - 500)) --connect-timeout 5 \
+            --idle-wait "$idle_wait"
     done
 fi
 

@@ -44,6 +44,8 @@ struct BenchConfiguration: Sendable {
     var maxTime: Double
     /// Idle scenario: seconds to hold the connections after the last one connected.
     var hold: Double
+    /// Idle scenario: seconds after the first memory reading (1 s after the last CONNACK) before the second.
+    var idleWait: Double
     var keepAlive: UInt16
 
     /// Bytes every payload starts with: publisher index, sequence number, send time.

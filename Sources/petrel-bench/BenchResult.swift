@@ -71,8 +71,13 @@ struct BenchResult: Codable, Sendable {
     var connectSeconds = 0.0
     var connectsPerSecond = 0.0
     var broker: Broker?
-    /// Idle scenario: growth of the broker's RSS divided by the connections held.
+    /// Idle scenario: growth of the broker's RSS divided by the connections held, after the idle wait (or 1 s
+    /// after the last CONNACK without one).
     var rssPerConnectionBytes: Double?
+    /// Idle scenario: the same 1 s after the last CONNACK.
+    var rssPerConnectionConnectedBytes: Double?
+    /// Idle scenario: seconds between the two readings.
+    var idleWaitSeconds: Double?
     var benchCpuSeconds: Double?
     /// `benchCpuSeconds` over the same interval as the broker's CPU time, in percent of one core: near 100 × the
     /// generator's threads, the figures measure the generator rather than the broker.
@@ -106,8 +111,13 @@ struct BenchResult: Codable, Sendable {
                 "  connected     \(grouped(connected)) of \(grouped(connections)) in \(fixed(connectSeconds)) s"
                     + " (\(grouped(connectsPerSecond)) connects/s), failed \(grouped(connectFailures))"
             )
-            if let rssPerConnectionBytes {
-                lines.append("  broker RSS    \(fixed(rssPerConnectionBytes / 1024, 2)) KiB per idle connection")
+            if let connectedBytes = rssPerConnectionConnectedBytes {
+                lines.append("  broker RSS    \(fixed(connectedBytes / 1024, 2)) KiB per connection, 1 s after connecting")
+            }
+            if let idleWaitSeconds, let rssPerConnectionBytes {
+                lines.append(
+                    "  broker RSS    \(fixed(rssPerConnectionBytes / 1024, 2)) KiB per connection, after \(fixed(idleWaitSeconds)) s more idle"
+                )
             }
         } else {
             lines.append("  window        \(fixed(durationSeconds)) s")

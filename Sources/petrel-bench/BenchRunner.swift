@@ -171,6 +171,15 @@ struct BenchRunner: Sendable {
                 cpuPercent: 100 * (after.cpuSeconds - before.cpuSeconds) / Swift.max(seconds, 1e-9)
             )
             if outcome.connected > 0 {
+                result.rssPerConnectionConnectedBytes =
+                    (Double(after.residentKiB - before.residentKiB) * 1024 / Double(outcome.connected)).rounded()
+                result.rssPerConnectionBytes = result.rssPerConnectionConnectedBytes
+            }
+        }
+        if configuration.idleWait > 0 {
+            try await Task.sleep(for: .seconds(configuration.idleWait))
+            if let pid = configuration.brokerPID, let before, let after = ProcessSample.read(pid: pid), outcome.connected > 0 {
+                result.idleWaitSeconds = configuration.idleWait
                 result.rssPerConnectionBytes =
                     (Double(after.residentKiB - before.residentKiB) * 1024 / Double(outcome.connected)).rounded()
             }

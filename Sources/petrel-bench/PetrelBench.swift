@@ -95,6 +95,14 @@ struct PetrelBench: AsyncParsableCommand {
     @Option(help: "Idle: seconds to hold the connections after measuring.")
     var hold = 0.0
 
+    @Option(
+        help: """
+            Idle: read the broker's memory again after the connections were idle this many seconds more (a broker \
+            that hibernates idle connections, such as Petrel after its --hibernate-after, then shows what they cost).
+            """
+    )
+    var idleWait = 0.0
+
     @Option(help: "Keep alive in seconds sent in CONNECT (no PINGREQ is sent: keep runs shorter).")
     var keepAlive: UInt16 = 600
 
@@ -178,6 +186,7 @@ struct PetrelBench: AsyncParsableCommand {
             drainTimeout: drain,
             maxTime: maxTime,
             hold: hold,
+            idleWait: idleWait,
             keepAlive: keepAlive,
             runIdentifier: String(getpid())
         )

@@ -339,7 +339,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return false
         }
         guard let copy = ConnectionHibernation.duplicate(socket) else {
-            logger.warning("cannot hibernate: no descriptor left for the copy", metadata: metadata())
+            logger.debug("cannot hibernate: no descriptor left for the copy", metadata: metadata())
             return false
         }
         // From here the old channel's events are not this connection's (`context` no longer matches).
