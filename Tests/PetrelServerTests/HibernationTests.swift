@@ -246,6 +246,71 @@ struct HibernationTests {
         #expect(try await client.next() == nil)
     }
 
+    @Test("Messages and pings racing the sleep and wake of 40 connections: every QoS 1 message arrives once, in order")
+    func wakeRaces() async throws {
+        try await withTestServer(configure: { configuration in
+            configuration.hibernateAfter = .milliseconds(30)
+            configuration.connectionTimeoutCheckInterval = .milliseconds(10)
+        }) { port, server in
+            let subscriberCount = 40
+            let rounds = 30
+            var subscribers: [TestClient] = []
+            for index in 0..<subscriberCount {
+                let subscriber = try await connect(port, index % 2 == 0 ? .v3_1_1 : .v5, id: "racer-\(index)")
+                try await subscribe(subscriber, "race/\(index)", qos: .atLeastOnce)
+                subscribers.append(subscriber)
+            }
+            let publisher = try await connect(port, .v3_1_1, id: "race-publisher")
+            let received = try await withThrowingTaskGroup(of: (Int, [String]).self) { group in
+                for (index, subscriber) in subscribers.enumerated() {
+                    group.addTask {
+                        var payloads: [String] = []
+                        while payloads.count < rounds {
+                            guard let packet = try await subscriber.next(timeout: .seconds(10)) else { break }
+                            switch packet {
+                            case .publish(let publish):
+                                payloads.append(String(buffer: publish.payload))
+                                try await subscriber.send(.puback(.init(packetIdentifier: publish.packetIdentifier ?? 0)))
+                                // Now and then a PINGREQ, so that the park and the engine wake connections at once.
+                                if payloads.count % 3 == index % 3 { try await subscriber.send(.pingreq) }
+                            default:
+                                continue
+                            }
+                        }
+                        return (index, payloads)
+                    }
+                }
+                group.addTask {
+                    var mostAsleep = 0
+                    for round in 0..<rounds {
+                        mostAsleep = max(mostAsleep, server.hibernatingConnectionCount)
+                        for index in 0..<subscriberCount {
+                            let publish = MQTTPacket.Publish(
+                                topic: "race/\(index)",
+                                payload: ByteBuffer(string: "\(round)"),
+                                qos: .atLeastOnce,
+                                packetIdentifier: UInt16(1 + (round * subscriberCount + index) % 60000)
+                            )
+                            try await publisher.send(.publish(publish))
+                        }
+                        // Around the 30 ms hibernation time: some rounds find the connections asleep.
+                        try await Task.sleep(for: .milliseconds(Int.random(in: 0...60)))
+                    }
+                    return (-1, ["\(mostAsleep)"])
+                }
+                var received: [Int: [String]] = [:]
+                for try await (index, payloads) in group { received[index] = payloads }
+                return received
+            }
+            let mostAsleep = Int(received[-1]?.first ?? "0") ?? 0
+            #expect(mostAsleep > 0, "no connection slept during the run")
+            let expected = (0..<rounds).map { "\($0)" }
+            for index in 0..<subscriberCount {
+                #expect(received[index] == expected, "subscriber \(index)")
+            }
+        }
+    }
+
     @Test("With hibernation off, idle clients stay on their channels and messages flow")
     func hibernationOff() async throws {
         try await withTestServer(configure: { configuration in
