@@ -14,16 +14,7 @@ struct ConnectionTimerTests {
         keepAlive: UInt16,
         will: MQTTPacket.Will? = nil
     ) async throws -> TestClient {
-        let client = try await TestClient.connect(port: port, version: version)
-        try await client.send(
-            .connect(.init(protocolVersion: version, clientIdentifier: id, keepAlive: keepAlive, will: will))
-        )
-        guard case .connack(let connack) = try await client.next() else {
-            Issue.record("expected CONNACK")
-            return client
-        }
-        #expect(connack.reasonCode == .success)
-        return client
+        try await TestClient.connected(port: port, version: version, id: id, keepAlive: keepAlive, will: will)
     }
 
     @Test(

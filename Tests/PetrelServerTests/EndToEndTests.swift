@@ -10,14 +10,7 @@ struct EndToEndTests {
     static func payload(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
     func connect(_ port: Int, _ version: ProtocolVersion, id: String, clean: Bool = true) async throws -> TestClient {
-        let client = try await TestClient.connect(port: port, version: version)
-        try await client.send(.connect(.init(protocolVersion: version, clientIdentifier: id, cleanStart: clean)))
-        guard case .connack(let connack) = try await client.next() else {
-            Issue.record("expected CONNACK")
-            return client
-        }
-        #expect(connack.reasonCode == .success)
-        return client
+        try await TestClient.connected(port: port, version: version, id: id, cleanStart: clean)
     }
 
     @Test("CONNACK for every protocol version", arguments: ProtocolVersion.allCases)

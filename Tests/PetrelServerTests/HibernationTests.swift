@@ -22,18 +22,14 @@ struct HibernationTests {
         cleanStart: Bool = true,
         will: MQTTPacket.Will? = nil
     ) async throws -> TestClient {
-        let client = try await TestClient.connect(port: port, version: version)
-        try await client.send(
-            .connect(
-                .init(protocolVersion: version, clientIdentifier: id, cleanStart: cleanStart, keepAlive: keepAlive, will: will)
-            )
+        try await TestClient.connected(
+            port: port,
+            version: version,
+            id: id,
+            cleanStart: cleanStart,
+            keepAlive: keepAlive,
+            will: will
         )
-        guard case .connack(let connack) = try await client.next() else {
-            Issue.record("expected CONNACK")
-            return client
-        }
-        #expect(connack.reasonCode == .success)
-        return client
     }
 
     func subscribe(_ client: TestClient, _ filter: String, qos: QoS) async throws {
@@ -201,11 +197,13 @@ struct HibernationTests {
         try await withTestServer(configure: Self.configure) { port, server in
             var persistent = MQTTProperties()
             persistent.sessionExpiryInterval = 300
-            let first = try await TestClient.connect(port: port, version: .v5)
-            try await first.send(
-                .connect(.init(protocolVersion: .v5, clientIdentifier: "twin", cleanStart: false, properties: persistent))
+            let first = try await TestClient.connected(
+                port: port,
+                version: .v5,
+                id: "twin",
+                cleanStart: false,
+                properties: persistent
             )
-            guard case .connack = try await first.next() else { Issue.record("no first CONNACK"); return }
             try await subscribe(first, "twin/#", qos: .atLeastOnce)
             try await waitForHibernating(server, count: 1)
 

@@ -7,6 +7,7 @@ import PetrelServer
 import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Synchronization
+import Testing
 
 /// Runs an in-process broker on a free loopback port for the duration of `body`, then shuts it down gracefully.
 func withTestBroker<T: Sendable>(
@@ -95,6 +96,37 @@ final class TestClient: Sendable {
             .connect(host: "127.0.0.1", port: port)
             .get()
         return TestClient(channel: channel, version: version, inbox: inbox)
+    }
+
+    /// A client that sent CONNECT and got a CONNACK accepting it (recorded as an issue otherwise).
+    static func connected(
+        port: Int,
+        version: ProtocolVersion,
+        id: String,
+        cleanStart: Bool = true,
+        keepAlive: UInt16 = 60,
+        will: MQTTPacket.Will? = nil,
+        properties: MQTTProperties = .init()
+    ) async throws -> TestClient {
+        let client = try await connect(port: port, version: version)
+        try await client.send(
+            .connect(
+                .init(
+                    protocolVersion: version,
+                    clientIdentifier: id,
+                    cleanStart: cleanStart,
+                    keepAlive: keepAlive,
+                    will: will,
+                    properties: properties
+                )
+            )
+        )
+        guard case .connack(let connack) = try await client.next() else {
+            Issue.record("expected CONNACK")
+            return client
+        }
+        #expect(connack.reasonCode == .success)
+        return client
     }
 
     private init(channel: any Channel, version: ProtocolVersion, inbox: Inbox) {
