@@ -477,14 +477,19 @@ public final class SQLiteBrokerStore: BrokerStore {
         switch operation {
         case .saveSession(let session):
             let will = session.will
+            let disconnectedAt = session.disconnectedAt.map {
+                StorageCoding.wallClock($0, engineNow: .now(), wallNow: StorageCoding.wallClockMilliseconds())
+            }
             try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO session
-                    (client_id, protocol_version, expiry_interval, will_topic, will_payload, will_qos, will_retain, will_properties)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    (client_id, protocol_version, expiry_interval, will_topic, will_payload, will_qos, will_retain,
+                     will_properties, disconnected_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [
                     session.clientIdentifier, Int(session.protocolVersion.rawValue), Int64(session.expiryInterval),
                     will?.topic, will.map { Data(StorageCoding.bytes($0.payload)) }, will.map { Int($0.qos.rawValue) },
                     will?.retain, will.flatMap { StorageCoding.encode($0.properties) }.map { Data($0) },
+                    disconnectedAt,
                 ])
         case .removeSession(let client):
             for table in ["session", "subscription", "delivery", "inbound_qos2"] {
@@ -646,7 +651,8 @@ public final class SQLiteBrokerStore: BrokerStore {
 
         var sessions: [String: StoredSessionState] = [:]
         let sessionRows = try Row.fetchCursor(db, sql: """
-            SELECT client_id, protocol_version, expiry_interval, will_topic, will_payload, will_qos, will_retain, will_properties
+            SELECT client_id, protocol_version, expiry_interval, will_topic, will_payload, will_qos, will_retain,
+                will_properties, disconnected_at_ms
             FROM session
             """)
         while let row = try sessionRows.next() {
@@ -668,7 +674,8 @@ public final class SQLiteBrokerStore: BrokerStore {
                 clientIdentifier: client,
                 protocolVersion: version,
                 expiryInterval: UInt32(clamping: row[2] as Int64),
-                will: will
+                will: will,
+                disconnectedAt: (row[8] as Int64?).map { StorageCoding.engineClock($0, engineNow: engineNow, wallNow: wallNow) }
             )
             sessions[client] = StoredSessionState(session: session)
         }

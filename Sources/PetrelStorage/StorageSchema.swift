@@ -4,7 +4,7 @@ import GRDB
 /// identifiers of the migrations applied to it, and a binary that finds one it does not know refuses to open it.
 enum StorageSchema {
     /// The migration identifiers in order; the last one is the current schema version.
-    static let versions = ["v1", "v2"]
+    static let versions = ["v1", "v2", "v3"]
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -80,6 +80,11 @@ enum StorageSchema {
                 INSERT INTO store_meta (key, value) VALUES ('created_at_ms', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
                 CREATE INDEX delivery_message ON delivery (message_id);
                 """)
+        }
+        // v3: when a session's last connection closed (Unix milliseconds; NULL while connected), so that its
+        // expiry interval keeps counting across restarts.
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: "ALTER TABLE session ADD COLUMN disconnected_at_ms INTEGER")
         }
         return migrator
     }

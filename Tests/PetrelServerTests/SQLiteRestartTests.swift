@@ -53,3 +53,94 @@ struct SQLiteRestartTests {
         }
     }
 }
+
+extension SQLiteRestartTests {
+    @Test("a session's expiry interval keeps counting while the broker is down [MQTT-3.1.2-23]")
+    func expiryCountsAcrossRestart() async throws {
+        let directory = NSTemporaryDirectory() + "petrel-restart-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        @Sendable func expiring(after seconds: UInt32) -> MQTTProperties {
+            var properties = MQTTProperties()
+            properties.sessionExpiryInterval = seconds
+            return properties
+        }
+
+        let first = try SQLiteBrokerStore(directory: directory)
+        try await withTestBroker(store: first) { port in
+            for (id, seconds) in [("short", UInt32(1)), ("long", UInt32(3600))] {
+                let client = try await TestClient.connected(
+                    port: port,
+                    version: .v5,
+                    id: id,
+                    properties: expiring(after: seconds)
+                )
+                try await client.send(.disconnect(.init()))
+                await client.close()
+            }
+        }
+        first.close()
+        // Down for longer than the short session's expiry interval.
+        try await Task.sleep(for: .milliseconds(1500))
+
+        let second = try SQLiteBrokerStore(directory: directory)
+        defer { second.close() }
+        try await withTestBroker(store: second) { port in
+            for (id, present) in [("short", false), ("long", true)] {
+                let client = try await TestClient.connect(port: port, version: .v5)
+                try await client.send(
+                    .connect(.init(protocolVersion: .v5, clientIdentifier: id, cleanStart: false, properties: expiring(after: 60)))
+                )
+                guard case .connack(let connack) = try await client.next() else { Issue.record("no CONNACK"); return }
+                #expect(connack.sessionPresent == present, "session \(id)")
+                await client.close()
+            }
+        }
+    }
+
+    @Test("a will whose delay ran out while the broker was down is published when it starts [MQTT-3.1.3-9]")
+    func delayedWillAcrossRestart() async throws {
+        let directory = NSTemporaryDirectory() + "petrel-restart-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let sessionProperties: MQTTProperties = {
+            var properties = MQTTProperties()
+            properties.sessionExpiryInterval = 3600
+            return properties
+        }()
+        var willProperties = MQTTProperties()
+        willProperties.willDelayInterval = 1
+        let will = MQTTPacket.Will(topic: "will/late", payload: ByteBuffer(string: "late"), qos: .atLeastOnce, properties: willProperties)
+
+        let first = try SQLiteBrokerStore(directory: directory)
+        try await withTestBroker(store: first) { port in
+            // A persistent watcher, so that the will has someone to reach after the restart.
+            let watcher = try await TestClient.connected(port: port, version: .v5, id: "watcher", properties: sessionProperties)
+            try await watcher.send(.subscribe(.init(packetIdentifier: 1, subscriptions: [.init(filter: "will/#", qos: .atLeastOnce)])))
+            guard case .suback = try await watcher.next() else { Issue.record("no SUBACK"); return }
+            try await watcher.send(.disconnect(.init()))
+            await watcher.close()
+            let client = try await TestClient.connected(port: port, version: .v5, id: "leaver", will: will, properties: sessionProperties)
+            // Gone without DISCONNECT: the will waits for its delay, which the shutdown cuts short.
+            await client.close()
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        first.close()
+        try await Task.sleep(for: .milliseconds(1200))
+
+        let second = try SQLiteBrokerStore(directory: directory)
+        defer { second.close() }
+        try await withTestBroker(store: second) { port in
+            let watcher = try await TestClient.connect(port: port, version: .v5)
+            try await watcher.send(.connect(.init(protocolVersion: .v5, clientIdentifier: "watcher", cleanStart: false, properties: sessionProperties)))
+            guard case .connack(let connack) = try await watcher.next() else { Issue.record("no CONNACK"); return }
+            #expect(connack.sessionPresent)
+            // Published at the start, not a will delay after it.
+            guard case .publish(let publish) = try await watcher.next(timeout: .milliseconds(500)) else {
+                Issue.record("no will")
+                return
+            }
+            #expect(publish.topic == "will/late")
+            #expect(publish.payload == ByteBuffer(string: "late"))
+            await watcher.close()
+        }
+    }
+}

@@ -118,7 +118,11 @@ struct BrokerStoreContractTests {
         willProperties.userProperties = [.init(name: "k", value: "v")]
         let will = MQTTPacket.Will(topic: "w/t", payload: ByteBuffer(string: "gone"), qos: .exactlyOnce, retain: true, properties: willProperties)
         harness.store.sessionSaved(session("a", will: will, expiry: .max))
-        harness.store.sessionSaved(StoredSession(clientIdentifier: "b", protocolVersion: .v3_1_1, expiryInterval: 60, will: nil))
+        // A disconnected session keeps when it disconnected, across a reload (the SQLite store as wall-clock time).
+        let disconnectedAt = NIODeadline.now() - .seconds(30)
+        harness.store.sessionSaved(
+            StoredSession(clientIdentifier: "b", protocolVersion: .v3_1_1, expiryInterval: 60, will: nil, disconnectedAt: disconnectedAt)
+        )
         let options = MQTTPacket.SubscriptionOptions(qos: .exactlyOnce, noLocal: true, retainAsPublished: true, retainHandling: .doNotSend)
         harness.store.subscriptionSaved(clientIdentifier: "a", StoredSubscription(filter: "x/+/#", options: options, subscriptionIdentifier: 268_435_455))
         harness.store.subscriptionSaved(clientIdentifier: "a", StoredSubscription(filter: "gone", options: .init(qos: .atMostOnce)))
@@ -137,6 +141,9 @@ struct BrokerStoreContractTests {
         let b = try #require(snapshot.session("b"))
         #expect(b.session.protocolVersion == .v3_1_1)
         #expect(b.session.will == nil)
+        #expect(a.session.disconnectedAt == nil)
+        let reloadedDisconnect = try #require(b.session.disconnectedAt)
+        #expect(abs((reloadedDisconnect - disconnectedAt).nanoseconds) < 1_000_000_000, "disconnected at \(reloadedDisconnect) not \(disconnectedAt)")
         #expect(b.subscriptions.map(\.options.qos) == [.exactlyOnce])
     }
 

@@ -34,6 +34,8 @@ struct SQLiteStoreTests {
         defer { store.close() }
         let snapshot = store.load()
         #expect(snapshot.session("old")?.session.protocolVersion == .v3_1_1)
+        // Stored before disconnect times were: counted as connected when the broker stopped.
+        #expect(snapshot.session("old")?.session.disconnectedAt == nil)
         #expect(snapshot.session("old")?.deliveries.map { String(buffer: $0.message.payload) } == ["hi"])
         #expect(snapshot.retained.map(\.topic) == ["r"])
         let applied = try DatabaseQueue(path: databasePath(directory)).read { try StorageSchema.migrator.appliedIdentifiers($0) }

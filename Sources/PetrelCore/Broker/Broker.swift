@@ -125,7 +125,10 @@ public final class Broker: Sendable {
             state.nextPacketIdentifier = lastPacketIdentifier == .max ? 1 : lastPacketIdentifier + 1
             state.inboundQoS2 = Set(record.inboundQoS2PacketIdentifiers)
             state.will = record.session.will
-            state.disconnectedAt = now
+            // The expiry interval runs from the last disconnect [MQTT-3.1.2-23]; a session whose client was
+            // still connected when the broker stopped counts from now.
+            let disconnectedAt = min(record.session.disconnectedAt ?? now, now)
+            state.disconnectedAt = disconnectedAt
             let session = Session(clientIdentifier: clientIdentifier, state: state, store: self.store, counters: self.counters)
             self.subscriptionTrie.withWriteLock { trie in
                 for subscription in record.subscriptions {
@@ -151,7 +154,7 @@ public final class Broker: Sendable {
                     let effective = min(delay, record.session.expiryInterval)
                     registry.pendingWills[clientIdentifier] = PendingWill(
                         will: will,
-                        fireAt: now + .seconds(Int64(effective)),
+                        fireAt: disconnectedAt + .seconds(Int64(effective)),
                         session: session
                     )
                 }

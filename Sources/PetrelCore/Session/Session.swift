@@ -120,7 +120,8 @@ final class Session: Sendable {
             clientIdentifier: self.clientIdentifier,
             protocolVersion: state.protocolVersion,
             expiryInterval: state.expiryInterval,
-            will: state.will
+            will: state.will,
+            disconnectedAt: state.disconnectedAt
         )
     }
 
@@ -207,11 +208,9 @@ final class Session: Sendable {
             state.owner = nil
             state.wakePending = false
             state.disconnectedAt = now
-            if state.isPersistent && state.will != will {
-                state.will = will
-                self.store.sessionSaved(self.record(state))
-            }
             state.will = will
+            // The disconnect time is stored so that a restart does not restart the expiry interval.
+            if state.isPersistent { self.store.sessionSaved(self.record(state)) }
             return .detached(expiryInterval: state.expiryInterval)
         }
     }

@@ -66,12 +66,22 @@ public struct StoredSession: Sendable {
     /// The Will of the session's last connection while it may still be published (connected, or disconnected
     /// abnormally with a pending Will Delay Interval). A loaded session with a will gets it re-armed.
     public var will: MQTTPacket.Will?
+    /// When its last connection closed; nil while connected. The expiry interval counts from here
+    /// [MQTT-3.1.2-23], across restarts too (the store keeps it as wall-clock time).
+    public var disconnectedAt: NIODeadline?
 
-    public init(clientIdentifier: String, protocolVersion: ProtocolVersion, expiryInterval: UInt32, will: MQTTPacket.Will?) {
+    public init(
+        clientIdentifier: String,
+        protocolVersion: ProtocolVersion,
+        expiryInterval: UInt32,
+        will: MQTTPacket.Will?,
+        disconnectedAt: NIODeadline? = nil
+    ) {
         self.clientIdentifier = clientIdentifier
         self.protocolVersion = protocolVersion
         self.expiryInterval = expiryInterval
         self.will = will
+        self.disconnectedAt = disconnectedAt
     }
 }
 

@@ -45,6 +45,12 @@ public final class MQTTServer: Service {
                 box.value.checkDeadlines(now: .now())
             }
         }
+        // Sessions that expired and delayed wills that came due while the broker was down are dealt with before
+        // any client can connect, not at the first timer tick [MQTT-3.1.2-23].
+        let startup = broker.tick(now: .now())
+        for record in startup.logs { self.log(record) }
+        for waker in startup.wake { waker.wake() }
+
         var listeners: [any Channel] = []
         let schedulers = DeliverySchedulers(group: group)
         let connectionFactory = ConnectionFactory(
