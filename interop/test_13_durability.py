@@ -457,3 +457,59 @@ def test_mqtt5_properties_and_expiry_survive_restart(tmp_path: Path):
         sub.disconnect()
     finally:
         broker.kill()
+
+
+def test_session_expiry_runs_while_the_broker_is_down(tmp_path: Path):
+    """paho MQTT 5 sessions: one with a 2 s Session Expiry Interval is gone after a restart that took longer, one
+    with 300 s is resumed with its queued message [MQTT-3.1.2-23] [MQTT-3.2.2-2]."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    def connect(port: int, client_id: str, expiry: int, clean_start: bool):
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        flags = {}
+        got = []
+        client.on_connect = lambda c, u, f, rc, p: flags.update(present=f.session_present, reason=rc)
+        client.on_message = lambda c, u, m: got.append(m)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = expiry
+        client.connect("127.0.0.1", port, clean_start=clean_start, properties=props)
+        client.loop_start()
+        assert _wait_for(lambda: "present" in flags, 5), f"{client_id}: no CONNACK"
+        return client, flags, got
+
+    data = tmp_path / "data"
+    port = free_port()
+    broker = Petrel(data, port).start()
+    try:
+        for client_id, expiry in [("short", 2), ("long", 300)]:
+            client, _, _ = connect(port, client_id, expiry, clean_start=True)
+            subscribed = []
+            client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.append(mid)
+            client.subscribe("expiry/#", qos=1)
+            assert _wait_for(lambda: subscribed, 5)
+            client.disconnect()
+            client.loop_stop()
+        pub, acks = _paho_v5(port, "expiry-pub")
+        info = pub.publish("expiry/queued", b"kept", qos=1)
+        assert _wait_for(lambda: info.mid in acks, 5)
+        pub.loop_stop()
+        pub.disconnect()
+        assert broker.stop() == 0
+        time.sleep(2.2)  # with the time before the stop, longer than the short session's expiry interval
+
+        broker = Petrel(data, port).start()
+        short, short_flags, _ = connect(port, "short", 60, clean_start=False)
+        assert short_flags["present"] is False, "the short session outlived its expiry interval"
+        short.disconnect()
+        short.loop_stop()
+        long, long_flags, got = connect(port, "long", 300, clean_start=False)
+        assert long_flags["present"] is True
+        assert _wait_for(lambda: got, 5), "the queued message did not arrive"
+        assert got[0].topic == "expiry/queued" and got[0].payload == b"kept"
+        long.disconnect()
+        long.loop_stop()
+    finally:
+        broker.kill()
