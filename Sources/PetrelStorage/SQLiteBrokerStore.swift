@@ -524,12 +524,13 @@ public final class SQLiteBrokerStore: BrokerStore {
         case .saveDelivery(let client, let delivery, let messageID):
             try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO delivery
-                    (client_id, sequence, message_id, qos, retain, subscription_identifiers, packet_id, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    (client_id, sequence, message_id, qos, retain, subscription_identifiers, packet_id, state,
+                     shared_subscription)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [
                     client, Int64(bitPattern: delivery.sequence), messageID, Int(delivery.qos.rawValue), delivery.retain,
                     StorageCoding.encodeIdentifiers(delivery.subscriptionIdentifiers),
-                    delivery.packetIdentifier.map { Int($0) }, Self.code(delivery.state),
+                    delivery.packetIdentifier.map { Int($0) }, Self.code(delivery.state), delivery.sharedSubscription,
                 ])
         case .removeDelivery(let client, let sequence):
             try db.cachedStatement(sql: "DELETE FROM delivery WHERE client_id = ? AND sequence = ?")
@@ -719,7 +720,8 @@ public final class SQLiteBrokerStore: BrokerStore {
         }
 
         let deliveryRows = try Row.fetchCursor(db, sql: """
-            SELECT client_id, sequence, message_id, qos, retain, subscription_identifiers, packet_id, state
+            SELECT client_id, sequence, message_id, qos, retain, subscription_identifiers, packet_id, state,
+                shared_subscription
             FROM delivery ORDER BY client_id, sequence
             """)
         var orphans: [(String, UInt64)] = []
@@ -738,7 +740,8 @@ public final class SQLiteBrokerStore: BrokerStore {
                 retain: row[4],
                 subscriptionIdentifiers: StorageCoding.decodeIdentifiers(row[5]),
                 packetIdentifier: packetIdentifier.map { UInt16(clamping: $0) },
-                state: try deliveryState(row[7])
+                state: try deliveryState(row[7]),
+                sharedSubscription: row[8]
             )
             sessions[client]!.deliveries.append(delivery)
             let key = ObjectIdentifier(message)

@@ -4,7 +4,7 @@ import GRDB
 /// identifiers of the migrations applied to it, and a binary that finds one it does not know refuses to open it.
 enum StorageSchema {
     /// The migration identifiers in order; the last one is the current schema version.
-    static let versions = ["v1", "v2", "v3"]
+    static let versions = ["v1", "v2", "v3", "v4"]
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -85,6 +85,11 @@ enum StorageSchema {
         // expiry interval keeps counting across restarts.
         migrator.registerMigration("v3") { db in
             try db.execute(sql: "ALTER TABLE session ADD COLUMN disconnected_at_ms INTEGER")
+        }
+        // v4: the shared subscription that chose a session for a delivery, so that the message goes to another
+        // member of the group if the session ends, also after a restart.
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: "ALTER TABLE delivery ADD COLUMN shared_subscription TEXT")
         }
         return migrator
     }

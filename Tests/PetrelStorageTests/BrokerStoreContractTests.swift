@@ -159,7 +159,9 @@ struct BrokerStoreContractTests {
         for client in ["a", "b"] { harness.store.sessionSaved(session(client)) }
         harness.store.deliverySaved(clientIdentifier: "a", delivery(1, shared, qos: .exactlyOnce))
         harness.store.deliverySaved(clientIdentifier: "b", delivery(5, shared, qos: .atLeastOnce))
-        harness.store.deliverySaved(clientIdentifier: "a", delivery(2, other))
+        var chosenByGroup = delivery(2, other)
+        chosenByGroup.sharedSubscription = "$share/g/t/+"
+        harness.store.deliverySaved(clientIdentifier: "a", chosenByGroup)
         harness.store.deliverySaved(clientIdentifier: "a", delivery(3, message("t/3", "done")))
         // Sent, then PUBREC received.
         harness.store.deliverySaved(clientIdentifier: "a", delivery(1, shared, qos: .exactlyOnce, packetIdentifier: 11, state: .publishSent))
@@ -178,6 +180,8 @@ struct BrokerStoreContractTests {
         #expect(aDeliveries[0].subscriptionIdentifiers == [7, 9])
         #expect(aDeliveries[1].state == .queued)
         #expect(aDeliveries[1].packetIdentifier == nil)
+        #expect(aDeliveries[1].sharedSubscription == "$share/g/t/+")
+        #expect(aDeliveries[0].sharedSubscription == nil)
         #expect(b.deliveries.count == 1)
         #expect(b.deliveries[0].state == .publishSent)
         // The body is one object shared by both deliveries, with its properties.

@@ -99,7 +99,8 @@ public final class Broker: Sendable {
                             qos: delivery.qos,
                             retain: delivery.retain,
                             subscriptionIdentifiers: delivery.subscriptionIdentifiers,
-                            stored: true
+                            stored: true,
+                            sharedOrigin: delivery.sharedSubscription.flatMap(SharedOrigin.init(subscription:))
                         )
                     )
                     state.queuedBytes += delivery.message.accountedSize
@@ -114,7 +115,8 @@ public final class Broker: Sendable {
                             retain: delivery.retain,
                             subscriptionIdentifiers: delivery.subscriptionIdentifiers,
                             packetIdentifier: identifier,
-                            state: delivery.state
+                            state: delivery.state,
+                            sharedOrigin: delivery.sharedSubscription.flatMap(SharedOrigin.init(subscription:))
                         )
                     )
                     state.inflightIdentifiers.insert(identifier)

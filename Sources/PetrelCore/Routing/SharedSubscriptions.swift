@@ -71,4 +71,18 @@ struct SharedGroup: Sendable {
 struct SharedOrigin: Sendable, Hashable {
     var shareName: String
     var filter: String
+
+    /// As a subscription names it: `$share/{name}/{filter}`.
+    var subscription: String { "$share/\(shareName)/\(filter)" }
+
+    init(shareName: String, filter: String) {
+        self.shareName = shareName
+        self.filter = filter
+    }
+
+    /// From `$share/{name}/{filter}`; nil for anything else.
+    init?(subscription: String) {
+        guard case .shared(let shareName, let filter) = MQTTTopic.parseSharedSubscription(subscription) else { return nil }
+        self.init(shareName: shareName, filter: filter)
+    }
 }

@@ -12,7 +12,7 @@ struct InflightDelivery: Sendable {
     var packetIdentifier: UInt16
     /// `.publishSent` or `.pubrecReceived`.
     var state: DeliveryState
-    /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
+    /// Set when a shared subscription chose this session (spec 4.8.2).
     var sharedOrigin: SharedOrigin? = nil
     /// Unacknowledged when the session was resumed, and not resent yet because the client's Receive Maximum
     /// left no room [MQTT-3.3.4-9]; `drain` resends it (DUP) when a slot frees.
@@ -28,7 +28,7 @@ struct QueuedDelivery: Sendable {
     var subscriptionIdentifiers: [UInt32]
     /// Whether the store was told about it (QoS 1/2 of a persistent session, or QoS 0 queued offline).
     var stored: Bool
-    /// Set when a shared subscription chose this session (spec 4.8.2). Not persisted.
+    /// Set when a shared subscription chose this session (spec 4.8.2).
     var sharedOrigin: SharedOrigin? = nil
 }
 
@@ -151,7 +151,8 @@ final class Session: Sendable {
             retain: delivery.retain,
             subscriptionIdentifiers: delivery.subscriptionIdentifiers,
             packetIdentifier: delivery.packetIdentifier,
-            state: delivery.state
+            state: delivery.state,
+            sharedSubscription: delivery.sharedOrigin?.subscription
         )
     }
 
@@ -163,7 +164,8 @@ final class Session: Sendable {
             retain: delivery.retain,
             subscriptionIdentifiers: delivery.subscriptionIdentifiers,
             packetIdentifier: nil,
-            state: .queued
+            state: .queued,
+            sharedSubscription: delivery.sharedOrigin?.subscription
         )
     }
 

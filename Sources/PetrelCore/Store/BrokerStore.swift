@@ -37,6 +37,10 @@ public struct StoredDelivery: Sendable {
     /// Set once the delivery has been sent (states `publishSent` and `pubrecReceived`).
     public var packetIdentifier: UInt16?
     public var state: DeliveryState
+    /// The shared subscription (`$share/{name}/{filter}`) that chose this session for the message, if one did:
+    /// should the session end before its client has the message, another member of the group gets it
+    /// (spec 4.8.2), after a restart too.
+    public var sharedSubscription: String?
 
     public init(
         sequence: UInt64,
@@ -45,7 +49,8 @@ public struct StoredDelivery: Sendable {
         retain: Bool,
         subscriptionIdentifiers: [UInt32],
         packetIdentifier: UInt16?,
-        state: DeliveryState
+        state: DeliveryState,
+        sharedSubscription: String? = nil
     ) {
         self.sequence = sequence
         self.message = message
@@ -54,6 +59,7 @@ public struct StoredDelivery: Sendable {
         self.subscriptionIdentifiers = subscriptionIdentifiers
         self.packetIdentifier = packetIdentifier
         self.state = state
+        self.sharedSubscription = sharedSubscription
     }
 }
 

@@ -251,4 +251,41 @@ struct SharedSubscriptionTests {
         publisher.publish("t", "m", qos: .atLeastOnce, packetIdentifier: 1, at: at(1))
         #expect(client.deliver(at: at(1)).publishes.map(\.body) == ["m"])
     }
+
+    @Test("[MQTT-4.8.2] a message queued for a member whose session expires after a store reload goes to another member")
+    func orphanAfterReload() {
+        let store = InMemoryBrokerStore()
+        var shortLived = MQTTProperties()
+        shortLived.sessionExpiryInterval = 5
+        var longLived = MQTTProperties()
+        longLived.sessionExpiryInterval = 600
+        var toA: [String] = []
+        var toB: [String] = []
+        do {
+            let broker = Broker(store: store, now: at(0))
+            var a = TestClient(broker)
+            var b = TestClient(broker)
+            a.connect("a", cleanStart: false, properties: shortLived)
+            b.connect("b", cleanStart: false, properties: longLived)
+            a.subscribe("$share/g/t", qos: .atLeastOnce)
+            b.subscribe("$share/g/t", qos: .atLeastOnce)
+            _ = a.machine.connectionClosed(now: at(1))
+            _ = b.machine.connectionClosed(now: at(1))
+            // Both offline: the group queues one message for each, in turn.
+            var publisher = TestClient(broker)
+            publisher.connect("pub", at: at(1))
+            publisher.publish("t", "1", qos: .atLeastOnce, packetIdentifier: 1, at: at(1))
+            publisher.publish("t", "2", qos: .atLeastOnce, packetIdentifier: 2, at: at(1))
+        }
+        let reloaded = Broker(store: store, now: at(2))
+        var b = TestClient(reloaded)
+        let resumed = b.connect("b", cleanStart: false, properties: longLived, at: at(2))
+        toB = resumed.publishes.map(\.body) + b.deliver(at: at(2)).publishes.map(\.body)
+        #expect(toB.count == 1)
+        // `a` expires 5 s after it disconnected: its queued message goes to `b`.
+        let tick = reloaded.tick(now: at(7))
+        for waker in tick.wake { waker.wake() }
+        toA = b.deliver(at: at(7)).publishes.map(\.body)
+        #expect((toB + toA).sorted() == ["1", "2"])
+    }
 }
