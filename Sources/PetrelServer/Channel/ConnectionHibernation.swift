@@ -49,6 +49,13 @@ final class ConnectionHibernation: Sendable {
         #endif
     }
 
+    /// The connection closed: its channel's memory is free.
+    func channelFreed() {
+        #if os(Linux)
+        self.park.channelFreed()
+        #endif
+    }
+
     /// Takes a hibernating socket back; false when the park is already waking the connection.
     func reclaim(_ descriptor: CInt, generation: UInt32) -> Bool {
         #if os(Linux)

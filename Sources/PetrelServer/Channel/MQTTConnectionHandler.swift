@@ -155,6 +155,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         closing = true
         connections.remove(self)
+        hibernation?.channelFreed()
         perform(machine.connectionClosed(now: .now()), context: context)
         fireWakes(on: context.eventLoop)
         waker.handler = nil

@@ -35,8 +35,8 @@ final class ConnectionPark: Sendable {
         var stopping = false
         /// Listeners stop being watched while the process is out of descriptors, until then.
         var acceptPausedUntil: NIODeadline?
-        /// Connections that hibernated since memory was last handed back to the system.
-        var parkedSinceTrim = 0
+        /// Channels freed (connections that hibernated or closed) since memory was last handed back to the system.
+        var channelsFreedSinceTrim = 0
     }
 
     private struct Parked {
@@ -44,9 +44,10 @@ final class ConnectionPark: Sendable {
         var connection: NIOLoopBound<MQTTConnectionHandler>
     }
 
-    /// Memory is handed back at most this often, and only after this many connections hibernated.
+    /// Memory is handed back at most this often, and only after this many channels were freed (about 2.3 KiB
+    /// each).
     private static let trimInterval = TimeAmount.seconds(1)
-    private static let trimAfterParked = 64
+    private static let trimAfterFreed = 64
 
     /// Event tokens: a hibernating socket's is its generation and descriptor; these flag the others.
     private static let listenerFlag: UInt64 = 1 << 63
@@ -151,11 +152,9 @@ final class ConnectionPark: Sendable {
             let generation = state.nextGeneration
             state.nextGeneration = generation >= UInt32.max >> 2 ? 1 : generation + 1
             state.parked[descriptor] = Parked(generation: generation, connection: connection)
-            state.parkedSinceTrim += 1
             return generation
         }
-        // The thread may wait without a timeout: it has memory to hand back now.
-        if self.state.withLockedValue({ $0.parkedSinceTrim == Self.trimAfterParked }) { self.nudge() }
+        self.channelFreed()
         guard let generation else { return nil }
         let token = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: descriptor))
         guard cpetrel_epoll_add_oneshot(self.epoll, descriptor, token) == 0 else {
@@ -168,6 +167,17 @@ final class ConnectionPark: Sendable {
             return nil
         }
         return generation
+    }
+
+    /// A connection's channel went away (it hibernated or closed): after a burst of these, freed memory is
+    /// handed back to the system, which otherwise keeps a peak's worth of pages after the clients leave.
+    func channelFreed() {
+        let count = self.state.withLockedValue { state -> Int in
+            state.channelsFreedSinceTrim += 1
+            return state.channelsFreedSinceTrim
+        }
+        // The thread may wait without a timeout: it has memory to hand back now.
+        if count == Self.trimAfterFreed { self.nudge() }
     }
 
     /// Takes a hibernating socket back for its connection, which wants it before the peer sent anything. False
@@ -227,11 +237,11 @@ final class ConnectionPark: Sendable {
             let (timeout, trimDue) = self.state.withLockedValue { state -> (CInt, Bool) in
                 var wait: TimeAmount? = state.acceptPausedUntil.map { $0 - now }
                 var trimDue = false
-                if state.parkedSinceTrim >= Self.trimAfterParked {
+                if state.channelsFreedSinceTrim >= Self.trimAfterFreed {
                     let untilTrim = lastTrim + Self.trimInterval - now
                     if untilTrim <= .zero {
                         trimDue = true
-                        state.parkedSinceTrim = 0
+                        state.channelsFreedSinceTrim = 0
                     } else {
                         wait = min(wait ?? untilTrim, untilTrim)
                     }
