@@ -30,8 +30,9 @@ struct ConnectionTimerTests {
 
             let will = MQTTPacket.Will(topic: "will/silent", payload: ByteBuffer(string: "gone"))
             let clock = ContinuousClock()
-            let silent = try await connect(port, version, id: "silent", keepAlive: 1, will: will)
+            // Taken before the CONNECT leaves: the broker's keep-alive clock starts when it arrives.
             let connected = clock.now
+            let silent = try await connect(port, version, id: "silent", keepAlive: 1, will: will)
             if version == .v5 {
                 // MQTT 5: DISCONNECT 0x8D Keep Alive timeout before the close.
                 guard case .disconnect(let disconnect) = try await silent.next(timeout: .seconds(4)) else {

@@ -157,8 +157,9 @@ struct HibernationTests {
             try await subscribe(watcher, "will/#", qos: .atMostOnce)
             let will = MQTTPacket.Will(topic: "will/sleeper", payload: ByteBuffer(string: "gone"))
             let clock = ContinuousClock()
-            let sleeper = try await connect(port, version, id: "sleeper", keepAlive: 1, will: will)
+            // Taken before the CONNECT leaves: the broker's keep-alive clock starts when it arrives.
             let connected = clock.now
+            let sleeper = try await connect(port, version, id: "sleeper", keepAlive: 1, will: will)
             try await waitForHibernating(server, count: 2)
             if version == .v5 {
                 guard case .disconnect(let disconnect) = try await sleeper.next(timeout: .seconds(4)) else {
