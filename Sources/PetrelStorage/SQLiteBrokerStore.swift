@@ -478,7 +478,7 @@ public final class SQLiteBrokerStore: BrokerStore {
         case .saveSession(let session):
             let will = session.will
             let disconnectedAt = session.disconnectedAt.map {
-                StorageCoding.wallClock($0, engineNow: .now(), wallNow: StorageCoding.wallClockMilliseconds())
+                StorageCoding.wallClock($0, engineNow: engineNow, wallNow: StorageCoding.wallClockMilliseconds())
             }
             try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO session

@@ -8,15 +8,18 @@ import Testing
 
 @Suite("A restart on the SQLite store")
 struct SQLiteRestartTests {
+    /// CONNECT properties asking for a session that outlives its connection by `seconds`.
+    static func sessionExpiry(_ seconds: UInt32) -> MQTTProperties {
+        var properties = MQTTProperties()
+        properties.sessionExpiryInterval = seconds
+        return properties
+    }
+
     @Test("a queued QoS 2 message and the subscription survive a restart of the server on the same directory")
     func queuedMessageSurvives() async throws {
         let directory = NSTemporaryDirectory() + "petrel-restart-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let persistent: MQTTProperties = {
-            var properties = MQTTProperties()
-            properties.sessionExpiryInterval = 3600
-            return properties
-        }()
+        let persistent = Self.sessionExpiry(3600)
 
         let first = try SQLiteBrokerStore(directory: directory)
         try await withTestBroker(store: first) { port in
@@ -59,12 +62,6 @@ extension SQLiteRestartTests {
     func expiryCountsAcrossRestart() async throws {
         let directory = NSTemporaryDirectory() + "petrel-restart-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        @Sendable func expiring(after seconds: UInt32) -> MQTTProperties {
-            var properties = MQTTProperties()
-            properties.sessionExpiryInterval = seconds
-            return properties
-        }
-
         let first = try SQLiteBrokerStore(directory: directory)
         try await withTestBroker(store: first) { port in
             for (id, seconds) in [("short", UInt32(1)), ("long", UInt32(3600))] {
@@ -72,7 +69,7 @@ extension SQLiteRestartTests {
                     port: port,
                     version: .v5,
                     id: id,
-                    properties: expiring(after: seconds)
+                    properties: Self.sessionExpiry(seconds)
                 )
                 try await client.send(.disconnect(.init()))
                 await client.close()
@@ -88,7 +85,7 @@ extension SQLiteRestartTests {
             for (id, present) in [("short", false), ("long", true)] {
                 let client = try await TestClient.connect(port: port, version: .v5)
                 try await client.send(
-                    .connect(.init(protocolVersion: .v5, clientIdentifier: id, cleanStart: false, properties: expiring(after: 60)))
+                    .connect(.init(protocolVersion: .v5, clientIdentifier: id, cleanStart: false, properties: Self.sessionExpiry(60)))
                 )
                 guard case .connack(let connack) = try await client.next() else { Issue.record("no CONNACK"); return }
                 #expect(connack.sessionPresent == present, "session \(id)")
@@ -101,11 +98,7 @@ extension SQLiteRestartTests {
     func delayedWillAcrossRestart() async throws {
         let directory = NSTemporaryDirectory() + "petrel-restart-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let sessionProperties: MQTTProperties = {
-            var properties = MQTTProperties()
-            properties.sessionExpiryInterval = 3600
-            return properties
-        }()
+        let sessionProperties = Self.sessionExpiry(3600)
         var willProperties = MQTTProperties()
         willProperties.willDelayInterval = 1
         let will = MQTTPacket.Will(topic: "will/late", payload: ByteBuffer(string: "late"), qos: .atLeastOnce, properties: willProperties)

@@ -154,8 +154,8 @@ final class ConnectionPark: Sendable {
             state.parked[descriptor] = Parked(generation: generation, connection: connection)
             return generation
         }
-        self.channelFreed()
         guard let generation else { return nil }
+        self.channelFreed()
         let token = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: descriptor))
         guard cpetrel_epoll_add_oneshot(self.epoll, descriptor, token) == 0 else {
             let code = errno
@@ -250,8 +250,8 @@ final class ConnectionPark: Sendable {
                 return (CInt(max(0, min(1000, wait.nanoseconds / 1_000_000 + 1))), trimDue)
             }
             if trimDue {
-                // The channels of hibernated connections were freed in the middle of the heap, between objects
-                // that live on; without this their pages stay resident.
+                // The channels of hibernated and closed connections were freed in the middle of the heap, between
+                // objects that live on; without this their pages stay resident.
                 lastTrim = now
                 _ = cpetrel_malloc_trim()
             }

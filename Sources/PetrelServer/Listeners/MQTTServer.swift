@@ -47,9 +47,7 @@ public final class MQTTServer: Service {
         }
         // Sessions that expired and delayed wills that came due while the broker was down are dealt with before
         // any client can connect, not at the first timer tick [MQTT-3.1.2-23].
-        let startup = broker.tick(now: .now())
-        for record in startup.logs { self.log(record) }
-        for waker in startup.wake { waker.wake() }
+        runEngineTimers()
 
         var listeners: [any Channel] = []
         let schedulers = DeliverySchedulers(group: group)
@@ -109,9 +107,7 @@ public final class MQTTServer: Service {
             initialDelay: configuration.brokerTickInterval,
             delay: configuration.brokerTickInterval
         ) { _ in
-            let result = broker.tick(now: .now())
-            for record in result.logs { self.log(record) }
-            for waker in result.wake { waker.wake() }
+            self.runEngineTimers()
         }
 
         // Wait for the signal to stop, then stop accepting, say goodbye and wait (bounded) for clients to go.
@@ -153,6 +149,14 @@ public final class MQTTServer: Service {
         let shown = Self.describe(address, host: host, port: configuration.port)
         logger.notice("Listening for MQTT on \(shown)", metadata: ["net.listener": "mqtt+tcp"])
         if let address { boundAddresses.append(address) }
+    }
+
+    /// The engine's timers (delayed wills, session expiry, message expiry): their log lines, and wake-ups of
+    /// the sessions that got messages.
+    private func runEngineTimers() {
+        let result = broker.tick(now: .now())
+        for record in result.logs { log(record) }
+        for waker in result.wake { waker.wake() }
     }
 
     /// Connections hibernating right now (see `ServerConfiguration.hibernateAfter`).
