@@ -50,6 +50,7 @@ PETREL_FLAGS = {
     "log_level": "--log-level",
     "shared_subscription_strategy": "--shared-subscription-strategy",
     "topic_alias_maximum": "--topic-alias-maximum",
+    "max_topic_levels": "--max-topic-levels",
     "response_information": "--response-information",
     "server_reference": "--server-reference",
     "redirect": "--redirect",

@@ -43,6 +43,13 @@ public enum MQTTTopic {
         return true
     }
 
+    /// The number of levels of a topic name or filter: one more than its separators (`a//b` has three, spec 4.7.1.1).
+    public static func levelCount(_ topic: String) -> Int {
+        var levels = 1
+        for byte in topic.utf8 where byte == UInt8(ascii: "/") { levels += 1 }
+        return levels
+    }
+
     /// True when the filter contains `+` or `#`.
     public static func hasWildcard(_ filter: String) -> Bool {
         filter.utf8.contains { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") }

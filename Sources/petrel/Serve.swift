@@ -59,6 +59,12 @@ struct Serve: AsyncParsableCommand {
     )
     var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin
 
+    @Option(
+        name: .long,
+        help: "Most levels a topic name or filter may have; deeper ones are refused (MQTT 5: 0x97). 0 sets no limit."
+    )
+    var maxTopicLevels: Int = BrokerConfiguration().maximumTopicLevels
+
     @Option(name: .long, help: "Topic aliases an MQTT 5 client may set (Topic Alias Maximum); 0 refuses them.")
     var topicAliasMaximum: UInt16 = BrokerConfiguration().topicAliasMaximum
 
@@ -118,6 +124,7 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxQueuedMessages >= 0 else { throw ValidationError("--max-queued-messages must not be negative") }
         guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
+        guard maxTopicLevels >= 0 else { throw ValidationError("--max-topic-levels must be 0 (no limit) or more") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard hibernateAfter >= 0, hibernateAfter.isFinite else {
@@ -157,6 +164,7 @@ struct Serve: AsyncParsableCommand {
         if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
         configuration.broker.sharedSubscriptionStrategy = sharedSubscriptionStrategy
         configuration.broker.topicAliasMaximum = topicAliasMaximum
+        configuration.broker.maximumTopicLevels = maxTopicLevels
         configuration.broker.responseInformationPrefix = responseInformation
         configuration.broker.serverReference = serverReference
         configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer

@@ -175,6 +175,7 @@ public final class Broker: Sendable {
             messagesDroppedExpired: self.counters.messagesDroppedExpired.load(ordering: .relaxed),
             messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
             packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
+            topicsRefusedTooManyLevels: self.counters.topicsRefusedTooManyLevels.load(ordering: .relaxed),
             sessions: self.registry.withLock { $0.sessions.count },
             retainedMessages: self.retainedIndex.withReadLock { $0.count }
         )
@@ -485,14 +486,16 @@ public final class Broker: Sendable {
         }
     }
 
-    /// Retained messages matching `filter`, not expired.
-    func retainedMessages(matching filter: String, now: NIODeadline) -> [Message] {
+    /// Retained messages matching `filter`, not expired, at most `limit` of them.
+    func retainedMessages(matching filter: String, now: NIODeadline, limit: Int = .max) -> [Message] {
         var messages: [Message] = []
+        guard limit > 0 else { return messages }
         self.retainedIndex.withReadLock { index in
-            index.forEachMatch(filter: filter) { _, message in
+            index.visitMatches(filter: filter) { _, message in
                 if !message.isExpired(at: now) {
                     messages.append(message)
                 }
+                return messages.count < limit
             }
         }
         return messages

@@ -33,6 +33,12 @@ public struct BrokerConfiguration: Sendable {
     /// Longest accepted client identifier in bytes. MQTT 3.1 officially allows 1...23 characters; longer ones are
     /// accepted up to this limit for all versions. Default 65535.
     public var maximumClientIdentifierLength: Int = 65535
+    /// Most levels a topic name or topic filter may have (a filter of 32,768 levels fits in 65,535 bytes; MQTT sets
+    /// no limit, spec 4.7.3). A deeper filter is refused in its SUBACK (v5 0x97 Quota exceeded, 3.1.1 0x80), a
+    /// deeper topic in its PUBACK / PUBREC (v5 0x97; v5 QoS 0 dropped; 3.1.1 closes the connection) and a deeper
+    /// will topic in the CONNACK (v5 0x97). 0 sets no limit: every walk over levels is a loop, so none is needed
+    /// for safety, only to bound the work one packet can ask for. Default 1,000.
+    public var maximumTopicLevels: Int = 1_000
     /// Highest QoS granted to subscriptions and accepted from v5 publishers (advertised when below 2).
     /// Default `.exactlyOnce`.
     public var maximumQoS: QoS = .exactlyOnce

@@ -19,6 +19,8 @@ public struct BrokerStatistics: Sendable, Hashable {
     /// Packets other than PUBLISH not sent because they exceeded the client's Maximum Packet Size even
     /// without Reason String and User Properties [MQTT-3.1.2-25].
     public var packetsDroppedTooLarge: Int = 0
+    /// Topic names and topic filters refused for having more than `BrokerConfiguration.maximumTopicLevels` levels.
+    public var topicsRefusedTooManyLevels: Int = 0
     /// Sessions known to the broker, connected or not.
     public var sessions: Int
     /// Retained messages stored.
@@ -35,6 +37,7 @@ final class BrokerCounters: Sendable {
     let messagesDroppedExpired = Atomic<Int>(0)
     let messagesDroppedTooLarge = Atomic<Int>(0)
     let packetsDroppedTooLarge = Atomic<Int>(0)
+    let topicsRefusedTooManyLevels = Atomic<Int>(0)
     let sessions = Atomic<Int>(0)
     let retainedMessages = Atomic<Int>(0)
 }

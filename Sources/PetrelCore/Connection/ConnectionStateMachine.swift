@@ -535,6 +535,13 @@ public struct ConnectionStateMachine {
             guard MQTTTopic.isValidTopicName(connectWill.topic) else {
                 return self.refuseConnect(.topicNameInvalid, "invalid will topic")
             }
+            if self.exceedsTopicLevels(connectWill.topic) {
+                return self.refuseConnect(.quotaExceeded, "will topic has more than \(configuration.maximumTopicLevels) levels")
+            }
+            // The Will's Response Topic is a topic name: no wildcards [MQTT-3.3.2-14].
+            if version.isV5, let responseTopic = connectWill.properties.responseTopic, MQTTTopic.hasWildcard(responseTopic) {
+                return self.refuseConnect(.protocolError, "wildcard in the will's Response Topic")
+            }
             if connectWill.qos > configuration.maximumQoS {
                 // v5: [MQTT-3.2.2-12]. 3.1.1 cannot refuse: the will is published at the maximum QoS.
                 if version.isV5 { return self.refuseConnect(.qosNotSupported, "will QoS above maximum") }
@@ -677,6 +684,10 @@ public struct ConnectionStateMachine {
             remoteAddress: self.remoteAddress
         )
         let authenticator = self.configuration.authenticator
+        // Authentication Data without an Authentication Method is a Protocol Error (spec 3.1.2.11.10).
+        if version.isV5, connect.properties.authenticationMethod == nil, connect.properties.authenticationData != nil {
+            return self.refuseConnect(.protocolError, "Authentication Data without Authentication Method")
+        }
         guard version.isV5, let method = connect.properties.authenticationMethod else {
             switch authenticator.authenticate(credentials) {
             case .accept(let user):
@@ -846,6 +857,12 @@ public struct ConnectionStateMachine {
         if publish.qos != .atMostOnce && publish.packetIdentifier == nil {
             return self.protocolViolation(.malformedPacket, "QoS > 0 PUBLISH without packet identifier", now: now)
         }
+        if v5, let responseTopic = publish.properties.responseTopic, MQTTTopic.hasWildcard(responseTopic) {
+            return self.protocolViolation(.protocolError, "wildcard in Response Topic", now: now)  // [MQTT-3.3.2-14]
+        }
+        if self.exceedsTopicLevels(topic) {
+            return self.refuseDeepTopic(publish, context: context, now: now)
+        }
 
         let message = Message(
             topic: topic,
@@ -910,6 +927,37 @@ public struct ConnectionStateMachine {
     }
 
     private enum StoreRefusedAck { case puback, pubrec }
+
+    /// True when the topic name or filter has more levels than `maximumTopicLevels` allows; counts the refusal.
+    private func exceedsTopicLevels(_ topic: String) -> Bool {
+        let limit = self.configuration.maximumTopicLevels
+        guard limit > 0, topic.utf8.count >= limit, MQTTTopic.levelCount(topic) > limit else { return false }
+        self.broker.counters.topicsRefusedTooManyLevels.wrappingAdd(1, ordering: .relaxed)
+        return true
+    }
+
+    /// A PUBLISH to a topic deeper than `maximumTopicLevels`: v5 answers QoS 1 / 2 with 0x97 Quota exceeded in
+    /// the PUBACK / PUBREC (the flow ends there) and drops QoS 0; 3.1.1 has no negative acknowledgement, so the
+    /// connection is closed and the message is not acknowledged.
+    private mutating func refuseDeepTopic(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
+        let log = self.log(
+            .warning,
+            "PUBLISH refused: topic has more than \(self.configuration.maximumTopicLevels) levels",
+            ["mqtt.topic_bytes": "\(publish.topic.utf8.count)", "mqtt.qos": "\(publish.qos.rawValue)"]
+        )
+        guard context.version.isV5 else {
+            return self.terminate(context: context, disconnect: nil, publishWill: true, log: log, now: now)
+        }
+        var actions = ConnectionActions(logs: [log])
+        guard let identifier = publish.packetIdentifier else { return actions }
+        let ack = MQTTPacket.PubAck(
+            packetIdentifier: identifier,
+            reasonCode: .quotaExceeded,
+            properties: self.problem("topic has more than \(self.configuration.maximumTopicLevels) levels", context)
+        )
+        actions.send(publish.qos == .exactlyOnce ? .pubrec(ack) : .puback(ack))
+        return actions
+    }
 
     /// The store cannot take the message (a bound reached, or it cannot write): v5 says so in the PUBACK/PUBREC
     /// (0x97 Quota exceeded, 0x80 Unspecified error) and the flow ends; 3.1.1 has no negative acknowledgement,
@@ -1034,6 +1082,8 @@ public struct ConnectionStateMachine {
         var reasonCodes: [ReasonCode] = []
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [(Message, QoS, UInt32?)] = []
+        var deepFilters = 0
+        var retainedCut = false
         for requested in subscribe.subscriptions {
             var shared = false
             switch MQTTTopic.parseSharedSubscription(requested.filter) {
@@ -1052,6 +1102,12 @@ public struct ConnectionStateMachine {
             }
             guard MQTTTopic.isValidTopicFilter(requested.filter) else {
                 reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            }
+            if self.exceedsTopicLevels(requested.filter) {
+                // An implementation limit, not a malformed filter: v5 0x97 Quota exceeded, 3.1.1 0x80.
+                reasonCodes.append(v5 ? .quotaExceeded : .unspecifiedError)
+                deepFilters += 1
                 continue
             }
             var options = requested.options
@@ -1078,13 +1134,25 @@ public struct ConnectionStateMachine {
             // Retained messages are not sent when a shared subscription is made (spec 4.8.2, 3.8.4).
             if shared { sendRetained = false }
             if sendRetained && configuration.retainAvailable {
-                for message in self.broker.retainedMessages(matching: requested.filter, now: now) {
+                // No more than the session can hold: a SUBSCRIBE of many wide filters must not gather every
+                // retained message once per filter only for the session's queue to drop them.
+                let room = configuration.maximumQueuedMessages + configuration.maximumInflightMessages - retainedToSend.count
+                if room <= 0 { retainedCut = true }
+                for message in self.broker.retainedMessages(matching: requested.filter, now: now, limit: room) {
                     retainedToSend.append((message, min(message.qos, options.qos), identifier))
                 }
             }
         }
         // One reason code per filter, in order [MQTT-3.8.4-6] (3.1.1 [MQTT-3.8.4-5]).
         var actions = ConnectionActions()
+        if retainedCut {
+            actions.logs.append(self.log(.warning, "SUBSCRIBE: retained messages fill what the session can queue; later filters get none"))
+        }
+        if deepFilters > 0 {
+            actions.logs.append(
+                self.log(.warning, "SUBSCRIBE: \(deepFilters) topic filters with more than \(configuration.maximumTopicLevels) levels refused")
+            )
+        }
         let refused = reasonCodes.filter(\.isFailure).count
         actions.send(
             .suback(
