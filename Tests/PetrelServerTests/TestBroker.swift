@@ -77,14 +77,22 @@ final class TestClient: Sendable {
         func channelInactive(context: ChannelHandlerContext) {
             state.withLock { $0.closed = true }
         }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // With half-closure allowed, the broker's end of the stream arrives as this event.
+            if case .inputClosed? = event as? ChannelEvent { state.withLock { $0.closed = true } }
+            context.fireUserInboundEventTriggered(event)
+        }
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             context.close(promise: nil)
         }
     }
 
-    static func connect(port: Int, version: ProtocolVersion) async throws -> TestClient {
+    /// `allowHalfClosure`: the client's own side stays open when the broker's stream ends, so that it can go on
+    /// writing.
+    static func connect(port: Int, version: ProtocolVersion, allowHalfClosure: Bool = false) async throws -> TestClient {
         let inbox = Inbox()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.allowRemoteHalfClosure, value: allowHalfClosure)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -106,9 +114,10 @@ final class TestClient: Sendable {
         cleanStart: Bool = true,
         keepAlive: UInt16 = 60,
         will: MQTTPacket.Will? = nil,
-        properties: MQTTProperties = .init()
+        properties: MQTTProperties = .init(),
+        allowHalfClosure: Bool = false
     ) async throws -> TestClient {
-        let client = try await connect(port: port, version: version)
+        let client = try await connect(port: port, version: version, allowHalfClosure: allowHalfClosure)
         try await client.send(
             .connect(
                 .init(

@@ -38,6 +38,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var wakes = WakeBatch()
     private var needsFlush = false
     private var closing = false
+    /// Set while a closed connection still reads and discards what its peer sends (`closeLingering`).
+    private var lingerTimeout: Scheduled<Void>?
     /// Woken while the socket was not writable: drain once it is.
     private var deliveryDeferred = false
     /// A read was asked for while the socket was not writable: pass it on once it is.
@@ -154,6 +156,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             return
         }
         closing = true
+        lingerTimeout?.cancel()
+        lingerTimeout = nil
         connections.remove(self)
         hibernation?.channelFreed()
         perform(machine.connectionClosed(now: .now()), context: context)
@@ -205,8 +209,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         } catch let error as MQTTWireError {
             perform(actions(for: error, now: now), context: context)
             if !closing {
-                closing = true
-                context.close(promise: nil)
+                closeLingering(context: context)
             }
             return nil
         } catch {
@@ -234,7 +237,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard !closing else { return }
+        guard !closing else {
+            // A peer that resets a lingering connection ends it.
+            if lingerTimeout != nil { context.close(promise: nil) }
+            return
+        }
         logger.debug("connection error", metadata: metadata(["error": "\(error)"]))
         closing = true
         context.close(promise: nil)
@@ -426,12 +433,34 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         if !actions.wake.isEmpty { wakes.append(contentsOf: actions.wake) }
         if actions.close, !closing {
-            closing = true
             // Held packets were not made durable yet: they are not sent (the client sends again).
             held.removeAll()
-            flushIfNeeded(context: context)
-            context.close(promise: nil)
+            closeLingering(context: context)
         }
+    }
+
+    /// How long a connection the broker ends keeps reading what its peer still sends.
+    static let lingerTime: TimeAmount = .seconds(2)
+
+    /// Ends the connection the way HTTP servers do: what was written (a DISCONNECT with its reason, say) is
+    /// flushed, the write side is shut down so the peer reads it and then the end of the stream, and what the
+    /// peer still sends is read and discarded until it closes too or `lingerTime` has passed. Closing at once
+    /// with unread bytes in the receive buffer makes the kernel answer with a reset, and a client that is still
+    /// writing then sees its write fail and often never reads the DISCONNECT. The time bound keeps a hostile
+    /// peer from holding the socket; what it sends meanwhile is dropped as it arrives (`channelRead`).
+    private func closeLingering(context: ChannelHandlerContext) {
+        closing = true
+        flushIfNeeded(context: context)
+        let channel = context.channel
+        lingerTimeout = context.eventLoop.scheduleTask(in: Self.lingerTime) {
+            channel.close(promise: nil)
+        }
+        let shutdown = context.eventLoop.makePromise(of: Void.self)
+        shutdown.futureResult.whenFailure { _ in
+            // The transport cannot half-close (or the socket is gone already): close it whole.
+            channel.close(promise: nil)
+        }
+        context.close(mode: .output, promise: shutdown)
     }
 
     // MARK: - Acknowledgements held for the store
