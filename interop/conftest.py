@@ -91,6 +91,16 @@ def petrel_binary() -> Path:
     return path
 
 
+def petrel_release_binary() -> Path:
+    """The optimised build that users run (PETREL_RELEASE_BIN, default .build/release/petrel): stack frames and
+    inlining differ from the debug build, so the tests of hostile input run against it too."""
+    env = os.environ.get("PETREL_RELEASE_BIN")
+    path = Path(env) if env else REPO_ROOT / ".build" / "release" / "petrel"
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -217,12 +227,13 @@ def unsupported_options(options: dict) -> list[str]:
     return [k for k in options if k not in MOSQUITTO_CONFIG]
 
 
-def build_broker(workdir: Path, options: dict, extra_args: Optional[list[str]] = None) -> Broker:
+def build_broker(workdir: Path, options: dict, extra_args: Optional[list[str]] = None,
+                 binary_path: Optional[Path] = None) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "broker.log"
     if is_petrel():
-        binary = petrel_binary()
+        binary = binary_path or petrel_binary()
         if not binary.exists():
             pytest.fail(f"Petrel binary not found at {binary} (set PETREL_BIN or run "
                         f"`swift build`; INTEROP_BROKER=mosquitto runs against Mosquitto)")

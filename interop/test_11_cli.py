@@ -40,7 +40,7 @@ def test_serve_help_lists_options():
     for flag in ("--host", "--port", "--max-packet-size", "--receive-maximum", "--max-inflight",
                  "--max-queued-messages", "--max-queued-bytes", "--queue-qos0",
                  "--connect-timeout", "--server-keep-alive", "--max-session-expiry",
-                 "--log-level"):
+                 "--max-topic-levels", "--log-level"):
         assert flag in text, f"{flag} missing from serve --help"
 
 
@@ -62,6 +62,13 @@ def test_invalid_value_fails():
     """A non-numeric port is rejected."""
     res = run("serve", "--port", "notaport")
     assert res.returncode != 0
+
+
+def test_negative_max_topic_levels_fails():
+    """--max-topic-levels takes 0 (no limit) or a positive number of levels."""
+    res = run("serve", "--max-topic-levels", "-1")
+    assert res.returncode != 0
+    assert "--max-topic-levels" in res.stderr
 
 
 def test_invalid_log_level_fails():

@@ -39,5 +39,10 @@ bin_path="$(swift build --show-bin-path)"
 echo "==> load generator smoke run (about a second)"
 PETREL_BENCH="${bin_path}/petrel-bench" scripts/bench-smoke.sh "${bin_path}/petrel"
 
-echo "==> interop suite against ${bin_path}/petrel"
-PETREL_BIN="${bin_path}/petrel" python3 -m pytest interop -q "$@"
+# Hostile input is also sent to the optimised build that users run (interop/test_17_hostile_input.py).
+echo "==> swift build -c release --product petrel"
+swift build -c release --product petrel
+release_path="$(swift build -c release --show-bin-path)"
+
+echo "==> interop suite against ${bin_path}/petrel (and ${release_path}/petrel for hostile input)"
+PETREL_BIN="${bin_path}/petrel" PETREL_RELEASE_BIN="${release_path}/petrel" python3 -m pytest interop -q "$@"

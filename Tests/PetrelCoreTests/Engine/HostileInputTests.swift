@@ -91,17 +91,22 @@ struct HostileInputTests {
         #expect(actions.close)
     }
 
-    @Test("With no limit, 32,768-level filters and topics are subscribed, routed, retained and delivered on a small stack")
+    @Test("With no limit, 32,768-level filters (shared ones too) and topics are subscribed, routed, retained and delivered on a small stack")
     func deepestTopicsWithoutLimit() {
         onSmallStack {
             let broker = self.broker(maximumTopicLevels: 0)
             var subscriber = TestClient(broker)
             subscriber.connect("sub")
             #expect(subackCodes(subscriber.subscribe(DeepTopics.wildcardFilter, qos: .atLeastOnce)) == [.grantedQoS1])
+            var member = TestClient(broker)
+            member.connect("member")
+            let sharedFilter = "$share/g/x" + String(repeating: "/+", count: 32_000) + "/#"
+            #expect(subackCodes(member.subscribe(sharedFilter, qos: .atMostOnce)) == [.grantedQoS0])
             var publisher = TestClient(broker)
             publisher.connect("pub")
             #expect(ack(publisher.publish(DeepTopics.topic, "deep", qos: .atLeastOnce, retain: true, packetIdentifier: 1)) == .puback(.init(packetIdentifier: 1)))
             #expect(subscriber.deliver().publishes.map(\.body) == ["deep"])
+            #expect(member.deliver().publishes.map(\.body) == ["deep"])
             var late = TestClient(broker)
             late.connect("late")
             let retained = late.subscribe(DeepTopics.exactThenPlus, qos: .atMostOnce)
@@ -112,7 +117,9 @@ struct HostileInputTests {
             #expect(broker.statistics.retainedMessages == 0)
             _ = subscriber.machine.connectionClosed(now: at(1))
             _ = late.machine.connectionClosed(now: at(1))
+            _ = member.machine.connectionClosed(now: at(1))
             #expect(broker.subscriptionTrie.withReadLock { $0.isEmpty })
+            #expect(broker.sharedTrie.withReadLock { $0.isEmpty })
         }
     }
 
