@@ -97,10 +97,13 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // What several test targets share: a small-stack runner and the deepest topics, for depth regressions.
+        .target(name: "PetrelTestSupport", path: "Tests/PetrelTestSupport"),
         .testTarget(
             name: "MQTTWireTests",
             dependencies: [
                 "MQTTWire",
+                "PetrelTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
@@ -109,6 +112,7 @@ let package = Package(
             name: "PetrelCoreTests",
             dependencies: [
                 "PetrelCore",
+                "PetrelTestSupport",
                 "MQTTWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,3 +1,4 @@
+import PetrelTestSupport
 import Testing
 @testable import PetrelCore
 

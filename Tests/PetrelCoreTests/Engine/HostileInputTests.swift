@@ -1,4 +1,5 @@
 import NIOCore
+import PetrelTestSupport
 import Testing
 
 @testable import PetrelCore

@@ -7,10 +7,10 @@ import Darwin
 /// The stack that deep-input tests run on: far smaller than any thread's default, so that a walk recursing once
 /// per topic level (32,768 levels at most) overflows it at once and the test process crashes, while loops run
 /// on it untroubled.
-let smallStackBytes = 256 * 1024
+public let smallStackBytes = 256 * 1024
 
 /// Runs `body` on a new thread with a `smallStackBytes` stack and waits for it.
-func onSmallStack(_ body: @escaping @Sendable () -> Void) {
+public func onSmallStack(_ body: @escaping @Sendable () -> Void) {
     final class Box: @unchecked Sendable {
         // Written before the thread starts and read by it alone; pthread_create and pthread_join order the accesses.
         let body: @Sendable () -> Void
@@ -40,12 +40,12 @@ func onSmallStack(_ body: @escaping @Sendable () -> Void) {
 }
 
 /// Topics and filters as deep as a 65,535-byte string allows.
-enum DeepTopics {
+public enum DeepTopics {
     /// `x/y/y/.../y`: 32,768 levels in 65,535 bytes.
-    static let topic = "x" + String(repeating: "/y", count: 32_767)
+    public static let topic = "x" + String(repeating: "/y", count: 32_767)
     /// `x/+/+/.../+/#`: 32,768 levels in 65,535 bytes, matching `topic`.
-    static let wildcardFilter = "x" + String(repeating: "/+", count: 32_766) + "/#"
+    public static let wildcardFilter = "x" + String(repeating: "/+", count: 32_766) + "/#"
     /// `x/y/.../y/+`: 32,768 levels, matching `topic` at its last level.
-    static let exactThenPlus = "x" + String(repeating: "/y", count: 32_766) + "/+"
-    static let levels = 32_768
+    public static let exactThenPlus = "x" + String(repeating: "/y", count: 32_766) + "/+"
+    public static let levels = 32_768
 }
