@@ -116,18 +116,7 @@ public struct RetainedMessageIndex<Message: Sendable>: Sendable {
                 continue
             }
             if step.atEnd { continue }
-            let level: Substring
-            let rest: String.Index
-            let atEnd: Bool
-            if let slash = utf8[step.rest...].firstIndex(of: UInt8(ascii: "/")) {
-                level = filter[step.rest..<slash]
-                rest = utf8.index(after: slash)
-                atEnd = false
-            } else {
-                level = filter[step.rest...]
-                rest = utf8.endIndex
-                atEnd = true
-            }
+            let (level, rest, atEnd) = filter.topicLevel(at: step.rest)
             if level.isMultiLevelWildcard {
                 // `x/#` matches `x` itself and everything below it [MQTT-4.7.1-2].
                 steps.append(MatchStep(node: step.node, rest: rest, atEnd: false, wholeSubtree: true, isRoot: step.isRoot))

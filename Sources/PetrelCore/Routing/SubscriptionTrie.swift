@@ -132,18 +132,7 @@ public struct SubscriptionTrie<Key: Hashable & Sendable, Value: Sendable>: Senda
                     for (key, value) in tree.nodes[step.node].payload.exact { try body(key, value) }
                     continue
                 }
-                let level: Substring
-                let rest: String.Index
-                let atEnd: Bool
-                if let slash = utf8[step.rest...].firstIndex(of: UInt8(ascii: "/")) {
-                    level = topic[step.rest..<slash]
-                    rest = utf8.index(after: slash)
-                    atEnd = false
-                } else {
-                    level = topic[step.rest...]
-                    rest = utf8.endIndex
-                    atEnd = true
-                }
+                let (level, rest, atEnd) = topic.topicLevel(at: step.rest)
                 // `+` matches exactly one level, including an empty one [MQTT-4.7.1-3].
                 let singleLevel = tree.nodes[step.node].singleLevelChild
                 if step.wildcardsMatch, singleLevel != TopicTree<Entries>.none {

@@ -78,6 +78,17 @@ struct TopicLevels {
     }
 }
 
+extension String {
+    /// The level of this topic or filter that starts at `start`, where the next one starts, and whether it is the
+    /// last; for the walks that keep their place in a topic as an index (`SubscriptionTrie`, `RetainedMessageIndex`).
+    func topicLevel(at start: String.Index) -> (level: Substring, rest: String.Index, isLast: Bool) {
+        guard let slash = utf8[start...].firstIndex(of: UInt8(ascii: "/")) else {
+            return (self[start...], utf8.endIndex, true)
+        }
+        return (self[start..<slash], utf8.index(after: slash), false)
+    }
+}
+
 extension Substring {
     /// The level is the multi-level wildcard `#`.
     var isMultiLevelWildcard: Bool {
