@@ -14,17 +14,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the broker until SIGINT or SIGTERM."
     )
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Address to listen on; repeat for several listeners. 0.0.0.0 is every IPv4 interface, :: every interface.",
-            valueName: "address"
-        )
-    )
-    var host: [String] = ["127.0.0.1"]
-
-    @Option(name: .long, help: "TCP port to listen on (0 picks a free one).")
-    var port: Int = 1883
+    @OptionGroup(title: "Listeners") var listeners: ListenerOptions
 
     @Option(name: .long, help: "Largest MQTT packet accepted, in bytes; larger ones close the connection.")
     var maxPacketSize: UInt32 = BrokerConfiguration().maximumPacketSize
@@ -116,7 +106,6 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var storage: StorageOptions
 
     func validate() throws {
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxPacketSize >= 16 else { throw ValidationError("--max-packet-size must be at least 16 bytes") }
         guard receiveMaximum >= 1 else { throw ValidationError("--receive-maximum must be at least 1") }
         guard maxInflight >= 1, maxInflight <= 65535 else {
@@ -134,7 +123,6 @@ struct Serve: AsyncParsableCommand {
         if let serverReference, serverReference.isEmpty {
             throw ValidationError("--server-reference needs a host")
         }
-        guard !host.isEmpty else { throw ValidationError("--host needs an address") }
     }
 
     func run() async throws {
@@ -149,8 +137,10 @@ struct Serve: AsyncParsableCommand {
         let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
 
         var configuration = ServerConfiguration()
-        configuration.hosts = host
+        let (hosts, port, otherListeners) = try listeners.listeners()
+        configuration.hosts = hosts
         configuration.port = port
+        configuration.listeners = otherListeners
         if let threads { configuration.eventLoopThreads = threads }
         configuration.hibernateAfter = hibernateAfter > 0 ? .nanoseconds(Int64(hibernateAfter * 1e9)) : nil
         configuration.broker.maximumPacketSize = maxPacketSize
@@ -177,6 +167,15 @@ struct Serve: AsyncParsableCommand {
         }
 
         logger.notice("Petrel \(Petrel.version) starting", metadata: ["pid": "\(getpid())"])
+        var tls: TLSContextStore?
+        if let settings = listeners.tlsSettings {
+            do {
+                tls = try TLSContextStore(settings: settings)
+            } catch {
+                logger.critical("Cannot start: \(error)")
+                throw ExitCode(2)
+            }
+        }
         if let passwords, let passwordFile {
             logger.notice(
                 "Loaded password file",
@@ -221,9 +220,9 @@ struct Serve: AsyncParsableCommand {
             ]
         )
         defer { sqlite?.close() }
-        let server = MQTTServer(configuration: configuration, broker: broker, logger: logger)
+        let server = MQTTServer(configuration: configuration, broker: broker, tls: tls, logger: logger)
         let group = ServiceGroup(
-            services: [server],
+            services: [server, ReloadOnHangup(tls: tls, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

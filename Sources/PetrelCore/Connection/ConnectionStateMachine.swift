@@ -85,6 +85,17 @@ public struct ConnectionStateMachine {
     private var random: (any RandomNumberGenerator)?
     /// The CONNECT waiting for its enhanced authentication exchange to end.
     private var pendingConnect: PendingConnect?
+    /// Set when the listener takes the user name from the transport (a TLS client certificate).
+    private var transportUser: TransportUser = .fromConnect
+
+    /// Where a connection's user name comes from.
+    public enum TransportUser: Sendable, Hashable {
+        /// The CONNECT's User Name, checked by the authenticator with its Password.
+        case fromConnect
+        /// The name the transport proved (a verified client certificate's), or nil when it proved none: the
+        /// CONNECT's User Name and Password are not looked at, and without a name the client is refused.
+        case proven(String?)
+    }
 
     /// A class: only a connection in an enhanced authentication exchange has one, and the CONNECT it holds is
     /// several hundred bytes that every other connection would otherwise carry inline.
@@ -121,6 +132,12 @@ public struct ConnectionStateMachine {
         self.remoteAddress = remoteAddress
         self.openedAt = now
         self.random = random
+    }
+
+    /// The transport proved who the client is (a TLS client certificate, with `--tls-use-identity-as-username`);
+    /// called before the CONNECT arrives.
+    public mutating func useTransportUser(_ user: TransportUser) {
+        self.transportUser = user
     }
 
     /// True once the CONNACK accepting the client has been produced, until the connection ends.
@@ -687,6 +704,16 @@ public struct ConnectionStateMachine {
         // Authentication Data without an Authentication Method is a Protocol Error (spec 3.1.2.11.10).
         if version.isV5, connect.properties.authenticationMethod == nil, connect.properties.authenticationData != nil {
             return self.refuseConnect(.protocolError, "Authentication Data without Authentication Method")
+        }
+        if case .proven(let name) = self.transportUser {
+            // Mosquitto's use_identity_as_username: the certificate is the credential.
+            guard let name else {
+                return self.refuseConnect(.notAuthorized, "no client certificate to take the user name from")
+            }
+            var proven = credentials
+            proven.username = name
+            proven.password = nil
+            return self.acceptConnect(connect, user: name, credentials: proven, authentication: nil, now: now)
         }
         guard version.isV5, let method = connect.properties.authenticationMethod else {
             switch authenticator.authenticate(credentials) {

@@ -93,6 +93,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         maximumPacketSize: Int,
         socket: CInt = -1,
         hibernation: ConnectionHibernation? = nil,
+        transportUser: ConnectionStateMachine.TransportUser = .fromConnect,
         logger: Logger
     ) {
         let now = NIODeadline.now()
@@ -108,6 +109,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             now: now,
             random: SystemRandomNumberGenerator()
         )
+        self.machine.useTransportUser(transportUser)
         self.waker = waker
         self.connections = connections
         self.logger = logger
@@ -234,6 +236,16 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
         context.fireChannelReadComplete()
+    }
+
+    /// The TLS handshake of an `mqtts` connection ended before any MQTT byte: the user name its certificate
+    /// proves, when the listener takes it as the user name.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let identity = event as? TransportIdentity {
+            machine.useTransportUser(.proven(identity.username))
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -6,8 +6,11 @@ public struct ServerConfiguration: Sendable {
     /// Addresses to listen on, one TCP listener each. `0.0.0.0` is every IPv4 interface; `::` is every
     /// interface, IPv6 and (dual-stack, the Linux default) IPv4. Default: `127.0.0.1`.
     public var hosts: [String] = ["127.0.0.1"]
-    /// TCP port of every listener. Default: 1883; 0 picks a free port (the log line names it).
+    /// TCP port of the `hosts` listeners. Default: 1883; 0 picks a free port (the log line names it).
     public var port: Int = 1883
+    /// Listeners besides those of `hosts` and `port`, over any transport: TLS and WebSockets (`mqtts`, `ws`,
+    /// `wss`) need `MQTTServer`'s TLS contexts for the TLS ones. Default: none.
+    public var listeners: [ListenerConfiguration] = []
     /// Event loop threads. Default: one per core.
     public var eventLoopThreads: Int = System.coreCount
     /// Write-buffer watermarks per connection: above `high` a connection stops being drained and its reads
@@ -30,4 +33,9 @@ public struct ServerConfiguration: Sendable {
     public var broker: BrokerConfiguration = .init()
 
     public init() {}
+
+    /// Every listener: plain TCP on each of `hosts` at `port`, then `listeners`.
+    public var allListeners: [ListenerConfiguration] {
+        hosts.map { ListenerConfiguration(transport: .mqtt, host: $0, port: port) } + listeners
+    }
 }

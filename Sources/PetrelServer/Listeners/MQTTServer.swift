@@ -6,23 +6,29 @@ import NIOPosix
 import PetrelCore
 import ServiceLifecycle
 
-/// The MQTT broker as a `Service`: TCP listeners on a multi-threaded event loop group (one loop per core by
+/// The MQTT broker as a `Service`: its listeners on a multi-threaded event loop group (one loop per core by
 /// default), the engine's timer, and a graceful shutdown that says goodbye to every client.
 ///
-/// With hibernation on (Linux), the listeners are the `ConnectionPark`'s, which accepts connections and hands
-/// them to NIO; otherwise NIO's `ServerBootstrap` accepts them.
+/// Each listener (`ListenerConfiguration`) is an address and a transport; the transport's `TransportPipeline`
+/// builds what goes in front of the one MQTT handler. Plain TCP connections may hibernate (Linux): their
+/// listeners are then the `ConnectionPark`'s, which accepts connections and hands them to NIO, since it must
+/// know their sockets. NIO's `ServerBootstrap` accepts every other connection; a TLS or WebSocket connection
+/// keeps state in its pipeline and does not hibernate.
 public final class MQTTServer: Service {
     public let configuration: ServerConfiguration
     public let broker: Broker
+    public let tls: TLSContextStore?
     private let logger: Logger
     private let boundAddresses = AsyncStreamBox()
     #if os(Linux)
     private let currentPark = NIOLockedValueBox<ConnectionPark?>(nil)
     #endif
 
-    public init(configuration: ServerConfiguration, broker: Broker? = nil, logger: Logger) {
+    /// `tls` serves the `mqtts` and `wss` listeners; its `reload()` takes effect for new connections.
+    public init(configuration: ServerConfiguration, broker: Broker? = nil, tls: TLSContextStore? = nil, logger: Logger) {
         self.configuration = configuration
         self.broker = broker ?? Broker(configuration: configuration.broker, now: .now())
+        self.tls = tls
         self.logger = logger
     }
 
@@ -49,7 +55,7 @@ public final class MQTTServer: Service {
         // any client can connect, not at the first timer tick [MQTT-3.1.2-23].
         runEngineTimers()
 
-        var listeners: [any Channel] = []
+        var boundChannels: [any Channel] = []
         let schedulers = DeliverySchedulers(group: group)
         let connectionFactory = ConnectionFactory(
             broker: broker,
@@ -59,21 +65,23 @@ public final class MQTTServer: Service {
             channelOptions: channelOptions,
             logger: logger
         )
+        let listeners = configuration.allListeners
         #if os(Linux)
         var park: ConnectionPark?
         #endif
-        var acceptedByPark = false
         do {
+            if listeners.contains(where: { $0.transport.usesTLS }), tls == nil {
+                throw ListenerConfigurationError(
+                    listeners.first { $0.transport.usesTLS }!.url(),
+                    "TLS listeners need a certificate and a key"
+                )
+            }
             #if os(Linux)
-            if let idleTime = configuration.hibernateAfter {
+            // Plain TCP connections may hibernate: the park accepts them, so that it knows their sockets.
+            if let idleTime = configuration.hibernateAfter, listeners.contains(where: { $0.transport == .mqtt }) {
                 let connectionPark = try ConnectionPark(logger: logger)
                 park = connectionPark
                 currentPark.withLockedValue { $0 = connectionPark }
-                acceptedByPark = true
-                for host in configuration.hosts {
-                    let address = try connectionPark.listen(host: host, port: configuration.port)
-                    announce(address, host: host)
-                }
                 let hibernation = ConnectionHibernation(
                     idleTime: idleTime,
                     channelOptions: channelOptions,
@@ -84,17 +92,28 @@ public final class MQTTServer: Service {
                 }
             }
             #endif
-            if !acceptedByPark {
-                for host in configuration.hosts {
-                    let bootstrap = makeBootstrap(group: group, factory: connectionFactory)
-                    let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
-                    listeners.append(channel)
-                    announce(channel.localAddress, host: host)
+            for listener in listeners {
+                #if os(Linux)
+                if listener.transport == .mqtt, let park {
+                    announce(listener, at: try park.listen(host: listener.host, port: listener.port))
+                    continue
                 }
+                #endif
+                let pipeline = TransportPipeline(
+                    listener: listener,
+                    tls: tls,
+                    maximumPacketSize: Int(configuration.broker.maximumPacketSize),
+                    upgradeTimeout: configuration.broker.connectTimeout,
+                    logger: logger
+                )
+                let bootstrap = makeBootstrap(group: group, factory: connectionFactory, pipeline: pipeline)
+                let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()
+                boundChannels.append(channel)
+                announce(listener, at: channel.localAddress)
             }
         } catch {
             logger.error("Cannot listen", metadata: ["error": "\(error)"])
-            for channel in listeners { try? await channel.close() }
+            for channel in boundChannels { try? await channel.close() }
             #if os(Linux)
             park?.stop()
             #endif
@@ -114,7 +133,7 @@ public final class MQTTServer: Service {
         try? await gracefulShutdown()
         logger.notice("Shutting down")
         ticker.cancel()
-        for channel in listeners { try? await channel.close() }
+        for channel in boundChannels { try? await channel.close() }
         #if os(Linux)
         park?.stopListening()
         #endif
@@ -145,9 +164,14 @@ public final class MQTTServer: Service {
         )
     }
 
-    private func announce(_ address: SocketAddress?, host: String) {
-        let shown = Self.describe(address, host: host, port: configuration.port)
-        logger.notice("Listening for MQTT on \(shown)", metadata: ["net.listener": "mqtt+tcp"])
+    /// The log line names the transport and the port bound (port 0 picks one): `mqtts://127.0.0.1:8883`.
+    private func announce(_ listener: ListenerConfiguration, at address: SocketAddress?) {
+        var shown = listener
+        if let ip = address?.ipAddress { shown.host = ip }
+        logger.notice(
+            "Listening for MQTT on \(shown.url(port: address?.port))",
+            metadata: ["net.transport": "\(listener.transport.rawValue)"]
+        )
         if let address { boundAddresses.append(address) }
     }
 
@@ -170,7 +194,7 @@ public final class MQTTServer: Service {
 
     /// The addresses the listeners are bound to, in order, once they are (for tests that bind port 0).
     public func listeningAddresses() async -> [SocketAddress] {
-        await boundAddresses.wait(count: configuration.hosts.count)
+        await boundAddresses.wait(count: configuration.allListeners.count)
     }
 
     /// The connections still open on every loop.
@@ -186,7 +210,11 @@ public final class MQTTServer: Service {
         return total
     }
 
-    private func makeBootstrap(group: MultiThreadedEventLoopGroup, factory: ConnectionFactory) -> ServerBootstrap {
+    private func makeBootstrap(
+        group: MultiThreadedEventLoopGroup,
+        factory: ConnectionFactory,
+        pipeline: TransportPipeline
+    ) -> ServerBootstrap {
         let options = factory.channelOptions
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -197,16 +225,11 @@ public final class MQTTServer: Service {
             .childChannelOption(.recvAllocator, value: options.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try factory.addHandler(to: channel, socket: -1, hibernation: nil)
+                    try pipeline.configure(channel) { channel in
+                        try factory.addHandler(to: channel, socket: -1, hibernation: nil)
+                    }
                 }
             }
-    }
-
-    /// `HOST:PORT`, with IPv6 addresses in brackets (`[::1]:1883`).
-    static func describe(_ address: SocketAddress?, host: String, port: Int) -> String {
-        let ip = address?.ipAddress ?? host
-        let shownPort = address?.port ?? port
-        return ip.contains(":") ? "[\(ip)]:\(shownPort)" : "\(ip):\(shownPort)"
     }
 
     private func log(_ record: LogRecord) {
@@ -247,6 +270,13 @@ private struct ConnectionFactory: Sendable {
         }
         let waker = ConnectionWaker(scheduler: schedulers.scheduler(for: channel.eventLoop))
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        // A WebSocket over TLS gets its MQTT handler after the handshake: what the certificate proved is known.
+        var transportUser = ConnectionStateMachine.TransportUser.fromConnect
+        if let events = try? channel.pipeline.syncOperations.handler(type: TLSConnectionEvents.self),
+            events.useIdentityAsUsername, let identity = events.identity
+        {
+            transportUser = .proven(identity.username)
+        }
         let handler = MQTTConnectionHandler(
             broker: broker,
             waker: waker,
@@ -255,6 +285,7 @@ private struct ConnectionFactory: Sendable {
             maximumPacketSize: maximumPacketSize,
             socket: socket,
             hibernation: hibernation,
+            transportUser: transportUser,
             logger: logger
         )
         try channel.pipeline.syncOperations.addHandler(handler)

@@ -1,0 +1,73 @@
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+import X509
+
+/// The user name a connection's transport proved (the client certificate's, with
+/// `--tls-use-identity-as-username`), sent up the pipeline as a user event before any MQTT byte; nil when the
+/// client presented no certificate.
+struct TransportIdentity: Sendable {
+    var username: String?
+}
+
+/// Sits behind the TLS handler of a connection: logs a refused handshake with its reason (an expired or
+/// untrusted client certificate, a protocol version below the minimum, a client speaking plain MQTT), and
+/// with `useIdentityAsUsername` tells the MQTT handler who the certificate names once the handshake is done.
+final class TLSConnectionEvents: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    let useIdentityAsUsername: Bool
+    private let logger: Logger
+    /// What the handshake proved, for an MQTT handler added after it (WebSockets upgrade later).
+    private(set) var identity: TransportIdentity?
+
+    init(useIdentityAsUsername: Bool, logger: Logger) {
+        self.useIdentityAsUsername = useIdentityAsUsername
+        self.logger = logger
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event, useIdentityAsUsername {
+            let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+            let identity = TransportIdentity(username: certificate.flatMap(Self.identity))
+            self.identity = identity
+            context.fireUserInboundEventTriggered(event)
+            context.fireUserInboundEventTriggered(identity)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let failure = error as? NIOSSLError, case .handshakeFailed(let reason) = failure {
+            let peer = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+            logger.warning("TLS handshake failed", metadata: ["net.peer": "\(peer)", "tls.error": "\(reason)"])
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// The subject's common name, or without one the first DNS name, email address or URI of the Subject
+    /// Alternative Name extension, as Mosquitto's `use_identity_as_username` does with the CN.
+    static func identity(of certificate: NIOSSLCertificate) -> String? {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else {
+            return nil
+        }
+        for relativeName in parsed.subject.reversed() {
+            for attribute in relativeName where attribute.type == .RDNAttributeType.commonName {
+                if let name = String(attribute.value), !name.isEmpty { return name }
+            }
+        }
+        guard let names = try? parsed.extensions.subjectAlternativeNames else { return nil }
+        for name in names {
+            switch name {
+            case .dnsName(let value), .rfc822Name(let value), .uniformResourceIdentifier(let value):
+                if !value.isEmpty { return value }
+            default:
+                continue
+            }
+        }
+        return nil
+    }
+}
