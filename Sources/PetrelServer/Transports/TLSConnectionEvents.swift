@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOSSL
@@ -43,9 +46,22 @@ final class TLSConnectionEvents: ChannelInboundHandler, RemovableChannelHandler 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let failure = error as? NIOSSLError, case .handshakeFailed(let reason) = failure {
             let peer = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-            logger.warning("TLS handshake failed", metadata: ["net.peer": "\(peer)", "tls.error": "\(reason)"])
+            var metadata: Logger.Metadata = ["net.peer": "\(peer)", "tls.error": "\(reason)"]
+            // BoringSSL says only that verification failed: the certificate itself tells why.
+            if let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate {
+                metadata["tls.client_certificate"] = "\(Self.identity(of: certificate) ?? "unnamed")"
+                metadata["tls.reason"] = "\(Self.problem(with: certificate))"
+            }
+            logger.warning("TLS handshake failed", metadata: metadata)
         }
         context.fireErrorCaught(error)
+    }
+
+    /// Why a client certificate that failed verification may have failed, as far as the certificate shows.
+    static func problem(with certificate: NIOSSLCertificate, now: time_t = time(nil)) -> String {
+        if certificate.notValidAfter < now { return "certificate expired" }
+        if certificate.notValidBefore > now { return "certificate not yet valid" }
+        return "certificate not issued by a trusted CA (or its chain is incomplete)"
     }
 
     /// The subject's common name, or without one the first DNS name, email address or URI of the Subject
