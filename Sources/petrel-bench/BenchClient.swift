@@ -129,6 +129,8 @@ final class BenchClient: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Added after a WebSocket upgrade: the connection is up already.
+        if context.channel.isActive { self.start(context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -139,6 +141,11 @@ final class BenchClient: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        self.start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
         let connect = MQTTPacket.Connect(
             protocolVersion: configuration.version,
             clientIdentifier: clientIdentifier,
@@ -152,7 +159,6 @@ final class BenchClient: ChannelInboundHandler {
             client.failReady(ClientFailure(description: "no answer from the broker within the connect timeout"))
             client.context?.close(promise: nil)
         }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

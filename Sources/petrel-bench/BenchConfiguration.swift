@@ -47,6 +47,7 @@ struct BenchConfiguration: Sendable {
     /// Idle scenario: seconds after the first memory reading (1 s after the last CONNACK) before the second.
     var idleWait: Double
     var keepAlive: UInt16
+    var transport: TransportSetup
 
     /// Bytes every payload starts with: publisher index, sequence number, send time.
     static let stampSize = 20

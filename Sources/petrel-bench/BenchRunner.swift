@@ -122,13 +122,15 @@ struct BenchRunner: Sendable {
             .connectTimeout(.milliseconds(Int64(configuration.connectTimeout * 1000)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let client = BenchClient(
-                        role: role,
-                        state: state.value,
-                        configuration: configuration,
-                        ready: ready
-                    )
-                    try channel.pipeline.syncOperations.addHandler(client)
+                    try configuration.transport.configure(channel) { channel in
+                        let client = BenchClient(
+                            role: role,
+                            state: state.value,
+                            configuration: configuration,
+                            ready: ready
+                        )
+                        try channel.pipeline.syncOperations.addHandler(client)
+                    }
                 }
             }
         do {

@@ -103,6 +103,15 @@ struct PetrelBench: AsyncParsableCommand {
     )
     var idleWait = 0.0
 
+    @Option(help: "Transport: mqtt, mqtts (TLS), ws (WebSockets) or wss (WebSockets over TLS).")
+    var transport: BenchTransport = .mqtt
+
+    @Option(help: "PEM CA that signed the broker's certificate (mqtts, wss); without it the certificate is not verified.")
+    var tlsCa: String?
+
+    @Option(help: "WebSocket path (ws, wss).")
+    var wsPath = "/mqtt"
+
     @Option(help: "Keep alive in seconds sent in CONNECT (no PINGREQ is sent: keep runs shorter).")
     var keepAlive: UInt16 = 600
 
@@ -188,6 +197,7 @@ struct PetrelBench: AsyncParsableCommand {
             hold: hold,
             idleWait: idleWait,
             keepAlive: keepAlive,
+            transport: try TransportSetup(transport: transport, caFile: tlsCa, path: wsPath, host: host),
             runIdentifier: String(getpid())
         )
     }
