@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -44,7 +45,7 @@ struct TransportSetup: Sendable {
         guard transport.usesWebSockets else { return try addClient(channel) }
         let requestKey = (0..<16).map { _ in UInt8.random(in: 0...255) }
         let upgrader = NIOWebSocketClientUpgrader(
-            requestKey: Base64.encode(requestKey),
+            requestKey: Data(requestKey).base64EncodedString(),
             maxFrameSize: 1 << 24,
             automaticErrorHandling: true,
             upgradePipelineHandler: { channel, _ in
@@ -59,7 +60,6 @@ struct TransportSetup: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
         headers.add(name: "Sec-WebSocket-Protocol", value: "mqtt")
-        headers.add(name: "Content-Length", value: "0")
         let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
         let requester = UpgradeRequester(request: request)
         try pipeline.addHTTPClientHandlers(
@@ -118,28 +118,5 @@ private final class WebSocketClientFrames: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: unwrapOutboundIn(data))
         context.write(wrapOutboundOut(frame), promise: promise)
-    }
-}
-
-/// Base64 for the WebSocket key (RFC 4648).
-private enum Base64 {
-    static func encode(_ bytes: [UInt8]) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        var output = ""
-        var index = 0
-        while index < bytes.count {
-            let chunk = bytes[index..<min(index + 3, bytes.count)]
-            var value = UInt32(0)
-            for (offset, byte) in chunk.enumerated() { value |= UInt32(byte) << (16 - 8 * offset) }
-            for position in 0..<4 {
-                if position <= chunk.count {
-                    output.append(alphabet[Int((value >> (18 - 6 * position)) & 0x3F)])
-                } else {
-                    output.append("=")
-                }
-            }
-            index += 3
-        }
-        return output
     }
 }

@@ -54,12 +54,13 @@ public struct ListenerConfiguration: Sendable, Hashable, CustomStringConvertible
         var rest = url[schemeEnd.upperBound...]
         var path = Self.defaultWebSocketPath
         if let slash = rest.firstIndex(of: "/") {
-            path = String(rest[slash...])
+            let given = String(rest[slash...])
             rest = rest[..<slash]
-            guard transport.usesWebSockets || path == "/" else {
+            if transport.usesWebSockets {
+                path = given
+            } else if given != "/" {
                 throw .init(url, "a path is only meaningful for ws and wss")
             }
-            if path == "/" && !transport.usesWebSockets { path = Self.defaultWebSocketPath }
         }
         let host: Substring
         var portText: Substring?
