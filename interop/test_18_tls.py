@@ -163,15 +163,15 @@ def test_plain_mqtt_on_the_tls_port_and_tls_on_the_plain_port(tmp_path, broker_r
 
 def test_stalled_handshake_is_closed_after_the_connect_timeout(tmp_path, broker_registry, pki):
     """A TCP connection to the TLS port that never sends a ClientHello is
-    closed after --connect-timeout (plus the 2 s the broker keeps reading a
-    connection it ends)."""
+    closed at --connect-timeout: without a handshake there is nothing to
+    flush, so it is not kept reading the way an MQTT connection is."""
     _, ports = start_broker(broker_registry, tmp_path, {"tls": "mqtts"}, *tls_flags(pki),
                             options={"connect_timeout": 2})
     started = time.monotonic()
     with socket.create_connection((HOST, ports["tls"]), timeout=10) as raw:
         assert raw.recv(64) == b""
     elapsed = time.monotonic() - started
-    assert 1.5 <= elapsed <= 6.5, elapsed
+    assert 1.5 <= elapsed <= 3.9, elapsed
 
 
 def test_certificate_reload_on_sighup(tmp_path, broker_registry, pki):

@@ -13,10 +13,9 @@ import PetrelCore
 /// between: no packet is boxed into the pipeline's `NIOAny`, and a PUBLISH payload is a slice of the bytes read.
 /// No buffer is kept between reads unless a packet is cut in two.
 ///
-/// With hibernation on, a connected client idle for a while gives its channel up (`hibernate`) and its socket
-/// waits in the server's `ConnectionPark`; this handler stays, with all of the connection's state, listed in its
-/// loop's `EventLoopConnections`, and is added to a new channel for the same socket when the connection wakes
-/// (`attach`). What woke it (a message to deliver, a deadline, a shutdown) is done once that channel is active.
+/// What else a connection does lives next to this file: writing and gathering packets (`+Writing`), holding
+/// acknowledgements until the store commits (`CommitHolds`), and, on plain TCP with hibernation on, giving the
+/// channel up while idle (`+Hibernation`). The transport (TLS, WebSocket) is the pipeline in front of it.
 final class MQTTConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -25,18 +24,18 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private var parser: MQTTPacketParser
     /// The start of a packet whose end has not arrived yet.
     private var partial: ByteBuffer?
-    private var machine: ConnectionStateMachine
-    private let waker: ConnectionWaker
-    private let connections: EventLoopConnections
+    var machine: ConnectionStateMachine
+    let waker: ConnectionWaker
+    let connections: EventLoopConnections
     /// This connection's slot in `connections`; -1 when not listed.
     var connectionIndex = -1
     /// The server's logger, shared: the connection's metadata is added per log line (`metadata(_:)`), which is
     /// rare, rather than kept in a per-connection copy of the log handler.
-    private let logger: Logger
-    private var context: ChannelHandlerContext?
+    let logger: Logger
+    var context: ChannelHandlerContext?
 
     private var wakes = WakeBatch()
-    private var needsFlush = false
+    var needsFlush = false
     private var closing = false
     /// Set while a closed connection still reads and discards what its peer sends (`closeLingering`).
     private var lingerTimeout: Scheduled<Void>?
@@ -45,45 +44,17 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// A read was asked for while the socket was not writable: pass it on once it is.
     private var readDeferred = false
     /// The layout of the CONNACK that refuses an unsupported protocol version [MQTT-3.1.2-2].
-    private var refusalVersion: ProtocolVersion?
-    /// Packets waiting for a store commit ticket (`ticket` set) and everything after them, in order.
-    private var held: [HeldWrite] = []
-    private var nextTicket: UInt64 = 0
+    var refusalVersion: ProtocolVersion?
+    private var held = CommitHolds()
 
-    /// Hibernation when idle; nil when off.
-    private let hibernation: ConnectionHibernation?
-    /// The connection's socket: the channel's, or while hibernating the copy that waits in the park; -1 when
-    /// not known (hibernation off).
-    private var socket: CInt
-    private var phase = Phase.attached
-    /// Work that waits for the channel of a waking connection.
-    private var afterWaking = WakeWork()
-    /// The generation of the socket's current stay in the park.
-    private var parkGeneration: UInt32 = 0
-    /// The last packet read or written, for hibernation.
-    private var lastActivity: NIODeadline
+    /// Packets of the current batch not handed to the channel yet (`+Writing`): nil between batches, so an
+    /// idle connection keeps no buffer.
+    var gathered: ByteBuffer?
+    /// The size of the last gathered batch, to allocate the next one at about the right size.
+    var lastGatheredBytes = 256
 
-    private enum Phase: UInt8 {
-        /// On a channel.
-        case attached
-        /// Without a channel; the socket waits in the park.
-        case hibernating
-        /// Getting a new channel.
-        case waking
-    }
-
-    private struct WakeWork: OptionSet {
-        var rawValue: UInt8
-        static let deliver = WakeWork(rawValue: 1)
-        static let deadline = WakeWork(rawValue: 2)
-        static let shutdown = WakeWork(rawValue: 4)
-    }
-
-    private struct HeldWrite {
-        var outbound: [OutboundPacket]
-        /// The ticket still awaited; nil once committed (or for packets only queued behind one).
-        var ticket: UInt64?
-    }
+    /// Hibernation when idle; nil when off, and for connections that are not plain TCP.
+    var hibernation: HibernationController?
 
     init(
         broker: Broker,
@@ -97,9 +68,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         logger: Logger
     ) {
         let now = NIODeadline.now()
-        self.socket = socket
-        self.hibernation = socket >= 0 ? hibernation : nil
-        self.lastActivity = now
+        if socket >= 0, let hibernation {
+            self.hibernation = HibernationController(settings: hibernation, socket: socket, now: now)
+        }
         self.parser = MQTTPacketParser(maximumPacketSize: maximumPacketSize)
         // The operating system's cryptographically secure generator feeds authentication nonces and salts.
         self.machine = ConnectionStateMachine(
@@ -119,14 +90,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if phase == .waking {
-            // Still listed, still the waker's: only the channel is new.
-            phase = .attached
-            let now = NIODeadline.now()
-            lastActivity = now
-            connections.setDeadline(nextDeadline(now: now), for: self)
-            return
-        }
+        guard !attachedAfterWaking() else { return }
         waker.handler = self
         connections.add(self, deadline: machine.tickDeadline ?? .distantFuture)
     }
@@ -139,16 +103,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if !afterWaking.isEmpty {
-            let work = afterWaking
-            afterWaking = []
-            if work.contains(.shutdown) {
-                serverShutdown()
-            } else {
-                if work.contains(.deadline) { deadlinePassed(now: .now()) }
-                if work.contains(.deliver) { deliverPending() }
-            }
-        }
+        performWorkAfterWaking()
         context.fireChannelActive()
     }
 
@@ -161,7 +116,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         lingerTimeout?.cancel()
         lingerTimeout = nil
         connections.remove(self)
-        hibernation?.channelFreed()
+        hibernation?.settings.channelFreed()
         perform(machine.connectionClosed(now: .now()), context: context)
         fireWakes(on: context.eventLoop)
         waker.handler = nil
@@ -178,7 +133,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             bytes = buffered
         }
         let now = NIODeadline.now()
-        lastActivity = now
+        hibernation?.lastActivity = now
         while !closing, let packet = parse(&bytes, now: now, context: context) {
             receive(packet, now: now, context: context)
         }
@@ -288,21 +243,21 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// Drains what the engine queued for this connection, unless the socket is backed up: then the messages wait
     /// in the session's bounded queue instead of in the socket's unbounded write buffer.
     func deliverPending() {
-        guard phase == .attached else { return wake(for: .deliver) }
+        guard isAttached else { return wake(for: .deliver) }
         guard let context, !closing else { return }
         guard context.channel.isWritable else {
             deliveryDeferred = true
             return
         }
         let now = NIODeadline.now()
-        lastActivity = now
+        hibernation?.lastActivity = now
         perform(machine.deliverPending(now: now), context: context)
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
     }
 
     func serverShutdown() {
-        guard phase == .attached else { return wake(for: .shutdown) }
+        guard isAttached else { return wake(for: .shutdown) }
         guard let context, !closing else { return }
         perform(machine.shutdown(now: .now()), context: context)
         flushIfNeeded(context: context)
@@ -319,7 +274,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// connect timeout or 1.5 times the keep alive ran out [MQTT-3.1.2-24]; otherwise (a packet came since)
     /// the connection names its next deadline. One that is already due again is looked at on the next check.
     func deadlinePassed(now: NIODeadline) {
-        guard phase == .attached else {
+        guard isAttached else {
             // Only the keep alive is watched while hibernating: the engine closes the connection on its channel.
             return wake(for: .deadline)
         }
@@ -328,93 +283,23 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
         guard !closing else { return }
-        if let hibernation, machine.isConnected, now - lastActivity >= hibernation.idleTime,
-            hibernate(context: context, hibernation: hibernation)
-        {
+        if hibernateIfIdle(now: now, context: context) {
             connections.setDeadline(machine.tickDeadline ?? .distantFuture, for: self)
             return
         }
         connections.setDeadline(nextDeadline(now: now), for: self)
     }
 
-    /// The keep-alive deadline, or earlier the time this connection would hibernate if nothing happens.
-    private func nextDeadline(now: NIODeadline) -> NIODeadline {
-        let keepAlive = machine.tickDeadline ?? .distantFuture
-        guard let hibernation, machine.isConnected else { return keepAlive }
-        var hibernateAt = lastActivity + hibernation.idleTime
-        // Not hibernated although idle (writes still buffered, say): look again in a while.
-        if hibernateAt <= now { hibernateAt = now + hibernation.idleTime }
-        return min(keepAlive, hibernateAt)
+    /// Nothing half done: no packet half read, nothing gathered or buffered to write, no acknowledgement
+    /// waiting for the store. Only then may the connection give its channel up.
+    var isIdleOnTheWire: Bool {
+        partial == nil && held.isEmpty && gathered == nil && !needsFlush && !deliveryDeferred && !readDeferred
     }
 
-    // MARK: - Hibernation
-
-    /// Gives the channel up and leaves the socket to the park, when nothing is half done: no packet half read,
-    /// nothing buffered to write, no acknowledgement waiting for the store.
-    private func hibernate(context: ChannelHandlerContext, hibernation: ConnectionHibernation) -> Bool {
-        guard socket >= 0, partial == nil, held.isEmpty, gathered == nil, !needsFlush, !deliveryDeferred,
-            !readDeferred, context.channel.isWritable
-        else { return false }
-        guard let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes), buffered == 0 else {
-            return false
-        }
-        guard let copy = ConnectionHibernation.duplicate(socket) else {
-            logger.debug("cannot hibernate: no descriptor left for the copy", metadata: metadata())
-            return false
-        }
-        // From here the old channel's events are not this connection's (`context` no longer matches).
-        self.context = nil
-        phase = .hibernating
-        socket = copy
-        context.close(promise: nil)
-        guard let generation = hibernation.park(copy, connection: NIOLoopBound(self, eventLoop: context.eventLoop)) else {
-            // Cannot be watched: straight back onto a channel.
-            attach(hibernation: hibernation)
-            return true
-        }
-        parkGeneration = generation
-        logger.trace("hibernating", metadata: metadata())
-        return true
-    }
-
-    /// The engine needs this connection while it hibernates, or waits for its channel.
-    private func wake(for work: WakeWork) {
-        afterWaking.insert(work)
-        guard phase == .hibernating, let hibernation else { return }
-        // When the park woke it first, its wake-up is already on the way here.
-        guard hibernation.reclaim(socket, generation: parkGeneration) else { return }
-        attach(hibernation: hibernation)
-    }
-
-    /// The park saw the socket readable (a packet, or the peer hung up) and gave it back.
-    func wakeFromHibernation() {
-        guard phase == .hibernating, let hibernation else { return }
-        attach(hibernation: hibernation)
-    }
-
-    /// A new channel for the socket, on this connection's event loop, with this handler in it.
-    private func attach(hibernation: ConnectionHibernation) {
-        phase = .waking
-        let loop = waker.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        logger.trace("waking", metadata: metadata())
-        hibernation.channelOptions.clientBootstrap(on: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(bound.value)
-                }
-            }
-            .withConnectedSocket(socket)
-            .whenFailure { error in bound.value.wakingFailed(error) }
-    }
-
-    /// No channel for the socket: the connection is lost (its will goes out, its session stays or ends).
-    private func wakingFailed(_ error: any Error) {
-        guard phase == .waking else { return }
-        logger.warning("cannot wake a hibernating connection", metadata: metadata(["error": "\(error)"]))
-        phase = .attached
+    /// The connection is gone without its channel closing (a hibernating one that could not wake): the engine
+    /// ends it (its will goes out, its session stays or ends).
+    func connectionLost() {
         closing = true
-        afterWaking = []
         connections.remove(self)
         let actions = machine.connectionClosed(now: .now())
         for record in actions.logs { log(record) }
@@ -433,14 +318,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         return machine.receiveError(error, reason: error.reasonCode, now: now)
     }
 
-    private func perform(_ actions: ConnectionActions, context: ChannelHandlerContext) {
+    func perform(_ actions: ConnectionActions, context: ChannelHandlerContext) {
         for record in actions.logs { log(record) }
         if let ticket = actions.commit {
             hold(actions.outbound, until: ticket, context: context)
-        } else if !held.isEmpty {
-            // Nothing may overtake a held acknowledgement.
-            if !actions.outbound.isEmpty { held.append(HeldWrite(outbound: actions.outbound, ticket: nil)) }
-        } else {
+        } else if !held.queueBehind(actions.outbound) {
             for outbound in actions.outbound { write(outbound, context: context) }
         }
         if !actions.wake.isEmpty { wakes.append(contentsOf: actions.wake) }
@@ -478,9 +360,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     // MARK: - Acknowledgements held for the store
 
     private func hold(_ outbound: [OutboundPacket], until ticket: any StoreCommitTicket, context: ChannelHandlerContext) {
-        nextTicket &+= 1
-        let number = nextTicket
-        held.append(HeldWrite(outbound: outbound, ticket: number))
+        let number = held.hold(outbound)
         let loop = context.eventLoop
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         ticket.whenCommitted { committed in
@@ -498,127 +378,17 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        if let index = held.firstIndex(where: { $0.ticket == number }) { held[index].ticket = nil }
-        var released = 0
-        while released < held.count, held[released].ticket == nil { released += 1 }
-        guard released > 0 else { return }
-        let ready = held[0..<released]
-        held.removeFirst(released)
-        for entry in ready {
-            for outbound in entry.outbound { write(outbound, context: context) }
-        }
+        let ready = held.committed(number)
+        guard !ready.isEmpty else { return }
+        for outbound in ready { write(outbound, context: context) }
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
     }
 
-    /// Packets of the current batch not handed to the channel yet: acknowledgements, PUBLISH headers and
-    /// payloads up to `gatherLimit` bytes are copied into one buffer, written once at the flush, instead of one
-    /// buffer and one `write` per packet. Nil between batches, so an idle connection keeps no buffer.
-    private var gathered: ByteBuffer?
-    /// The size of the last gathered batch, to allocate the next one at about the right size.
-    private var lastGatheredBytes = 256
-    /// Larger payloads are written as their own slice of the publisher's buffer rather than copied.
-    private static let gatherLimit = 2048
-
-    private func takeGatheredBuffer(context: ChannelHandlerContext) -> ByteBuffer {
-        if let buffer = gathered.take() { return buffer }
-        return context.channel.allocator.buffer(capacity: lastGatheredBytes)
-    }
-
-    /// Hands the gathered bytes to the channel (before a large payload, or at the flush).
-    private func writeGathered(context: ChannelHandlerContext) {
-        guard let buffer = gathered.take() else { return }
-        guard buffer.readableBytes > 0 else { return }
-        lastGatheredBytes = max(256, min(buffer.readableBytes, 1 << 16))
-        context.write(wrapOutboundOut(buffer), promise: nil)
-        needsFlush = true
-    }
-
-    private func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
-        let version = machine.protocolVersion ?? refusalVersion ?? .v3_1_1
-        switch outbound {
-        case .packet(let packet):
-            var buffer = takeGatheredBuffer(context: context)
-            let start = buffer.writerIndex
-            let fits: Bool
-            do {
-                try buffer.writeMQTTPacket(packet, version: version)
-                if let limit = machine.maximumOutboundPacketSize, buffer.writerIndex - start > Int(limit) {
-                    // Leave out the Reason String and User Properties first [MQTT-3.1.2-25]; drop the packet
-                    // only if it still does not fit.
-                    buffer.moveWriterIndex(to: start)
-                    if let smaller = packet.withoutProblemInformation {
-                        try buffer.writeMQTTPacket(smaller, version: version)
-                        fits = buffer.writerIndex - start <= Int(limit)
-                    } else {
-                        fits = false
-                    }
-                } else {
-                    fits = true
-                }
-            } catch {
-                buffer.moveWriterIndex(to: start)
-                gathered = buffer
-                logger.error("cannot encode packet", metadata: metadata(["mqtt.packet": "\(packet.type)", "error": "\(error)"]))
-                return
-            }
-            guard fits else {
-                buffer.moveWriterIndex(to: start)
-                gathered = buffer
-                perform(machine.outboundPacketTooLarge(packet), context: context)
-                return
-            }
-            gathered = buffer
-            needsFlush = true
-        case .publish(let delivery):
-            writePublish(delivery, version: version, context: context)
-        }
-    }
-
-    private func writePublish(_ delivery: OutboundPublish, version: ProtocolVersion, context: ChannelHandlerContext) {
-        let delivery = machine.prepareForSending(delivery)
-        let payload = delivery.message.payload
-        var buffer = takeGatheredBuffer(context: context)
-        let start = buffer.writerIndex
-        let headerLength: Int
-        do {
-            headerLength = try PublishEncoding.writeHeader(delivery, version: version, into: &buffer)
-        } catch {
-            buffer.moveWriterIndex(to: start)
-            gathered = buffer
-            logger.error("cannot encode PUBLISH", metadata: metadata(["mqtt.topic": "\(delivery.message.topic)", "error": "\(error)"]))
-            return
-        }
-        if let limit = machine.maximumOutboundPacketSize, headerLength + payload.readableBytes > Int(limit) {
-            // [MQTT-3.1.2-25]: a packet above the client's Maximum Packet Size is discarded, as if delivered.
-            buffer.moveWriterIndex(to: start)
-            gathered = buffer
-            perform(machine.outboundPublishTooLarge(delivery, now: .now()), context: context)
-            return
-        }
-        needsFlush = true
-        if payload.readableBytes <= Self.gatherLimit {
-            buffer.writeImmutableBuffer(payload)
-            gathered = buffer
-        } else {
-            gathered = buffer
-            writeGathered(context: context)
-            context.write(wrapOutboundOut(payload), promise: nil)
-        }
-    }
-
     /// Fires the wakers collected so far; taken out of `wakes` first, since a drain started here may collect
     /// wakers into it again.
-    private func fireWakes(on loop: any EventLoop) {
+    func fireWakes(on loop: any EventLoop) {
         WakeBatch.fire(wakes.take(), on: loop)
-    }
-
-    private func flushIfNeeded(context: ChannelHandlerContext) {
-        writeGathered(context: context)
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
     }
 
     private func log(_ record: LogRecord) {
@@ -628,7 +398,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The connection's metadata (peer, and once connected client id and protocol version) plus `extra`.
-    private func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+    func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["net.peer": "\(machine.remoteAddress)"]
         if let clientIdentifier = machine.clientIdentifier, let version = machine.protocolVersion {
             metadata["mqtt.client_id"] = "\(clientIdentifier)"

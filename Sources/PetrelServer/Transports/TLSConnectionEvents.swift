@@ -17,14 +17,21 @@ struct TransportIdentity: Sendable {
 /// Sits behind the TLS handler of a connection: logs a refused handshake with its reason (an expired or
 /// untrusted client certificate, a protocol version below the minimum, a client speaking plain MQTT), and
 /// with `useIdentityAsUsername` tells the MQTT handler who the certificate names once the handshake is done.
-final class TLSConnectionEvents: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// A connection closed before its handshake completed (one that stalled until the connect timeout) is closed
+/// at once: the half-close an MQTT connection ends with, which keeps reading what the peer still sends, has
+/// nothing to deliver to a peer that has not finished the handshake.
+final class TLSConnectionEvents: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let useIdentityAsUsername: Bool
     private let logger: Logger
     /// What the handshake proved, for an MQTT handler added after it (WebSockets upgrade later).
     private(set) var identity: TransportIdentity?
+    private var handshakeCompleted = false
 
     init(useIdentityAsUsername: Bool, logger: Logger) {
         self.useIdentityAsUsername = useIdentityAsUsername
@@ -32,6 +39,7 @@ final class TLSConnectionEvents: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { handshakeCompleted = true }
         if case TLSUserEvent.handshakeCompleted = event, useIdentityAsUsername {
             let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
             let identity = TransportIdentity(username: certificate.flatMap(Self.identity))
@@ -55,6 +63,10 @@ final class TLSConnectionEvents: ChannelInboundHandler, RemovableChannelHandler 
             logger.warning("TLS handshake failed", metadata: metadata)
         }
         context.fireErrorCaught(error)
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        context.close(mode: handshakeCompleted ? mode : .all, promise: promise)
     }
 
     /// Why a client certificate that failed verification may have failed, as far as the certificate shows.
