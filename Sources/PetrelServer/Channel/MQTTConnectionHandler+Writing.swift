@@ -12,7 +12,12 @@ extension MQTTConnectionHandler {
 
     private func takeGatheredBuffer(context: ChannelHandlerContext) -> ByteBuffer {
         if let buffer = gathered.take() { return buffer }
-        return context.channel.allocator.buffer(capacity: lastGatheredBytes)
+        var buffer = context.channel.allocator.buffer(capacity: outboundHeadroom + lastGatheredBytes)
+        if outboundHeadroom > 0 {
+            buffer.moveWriterIndex(forwardBy: outboundHeadroom)
+            buffer.moveReaderIndex(forwardBy: outboundHeadroom)
+        }
+        return buffer
     }
 
     /// Hands the gathered bytes to the channel (before a large payload, or at the flush).

@@ -52,6 +52,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     var gathered: ByteBuffer?
     /// The size of the last gathered batch, to allocate the next one at about the right size.
     var lastGatheredBytes = 256
+    /// Free bytes in front of each gathered buffer, where the transport writes its frame header.
+    let outboundHeadroom: Int
 
     /// Hibernation when idle; nil when off, and for connections that are not plain TCP.
     var hibernation: HibernationController?
@@ -65,8 +67,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         socket: CInt = -1,
         hibernation: ConnectionHibernation? = nil,
         transportUser: ConnectionStateMachine.TransportUser = .fromConnect,
+        outboundHeadroom: Int = 0,
         logger: Logger
     ) {
+        self.outboundHeadroom = outboundHeadroom
         let now = NIODeadline.now()
         if socket >= 0, let hibernation {
             self.hibernation = HibernationController(settings: hibernation, socket: socket, now: now)

@@ -226,7 +226,12 @@ public final class MQTTServer: Service {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try pipeline.configure(channel) { channel in
-                        try factory.addHandler(to: channel, socket: -1, hibernation: nil)
+                        try factory.addHandler(
+                            to: channel,
+                            socket: -1,
+                            hibernation: nil,
+                            outboundHeadroom: pipeline.outboundHeadroom
+                        )
                     }
                 }
             }
@@ -264,7 +269,12 @@ private struct ConnectionFactory: Sendable {
     }
 
     /// Called on the channel's event loop.
-    func addHandler(to channel: any Channel, socket: CInt, hibernation: ConnectionHibernation?) throws {
+    func addHandler(
+        to channel: any Channel,
+        socket: CInt,
+        hibernation: ConnectionHibernation?,
+        outboundHeadroom: Int = 0
+    ) throws {
         guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
             preconditionFailure("a connection on an event loop outside the server's group")
         }
@@ -286,6 +296,7 @@ private struct ConnectionFactory: Sendable {
             socket: socket,
             hibernation: hibernation,
             transportUser: transportUser,
+            outboundHeadroom: outboundHeadroom,
             logger: logger
         )
         try channel.pipeline.syncOperations.addHandler(handler)

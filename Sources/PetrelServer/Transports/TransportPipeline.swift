@@ -16,6 +16,9 @@ struct TransportPipeline: Sendable {
     let maximumFrameSize: Int
     /// How long a WebSocket connection may take to upgrade (the connect timeout).
     let upgradeTimeout: TimeAmount
+    /// Bytes the MQTT handler leaves free in front of what it writes, for a frame header: NIOWebSocket
+    /// writes the header there, so a frame is one buffer (and over TLS one record) rather than two.
+    var outboundHeadroom: Int { transport.usesWebSockets ? 10 : 0 }
     let logger: Logger
 
     init(
