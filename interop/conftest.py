@@ -55,6 +55,7 @@ PETREL_FLAGS = {
     "server_reference": "--server-reference",
     "redirect": "--redirect",
     "hibernate_after": "--hibernate-after",
+    "acl_file": "--acl-file",
 }
 
 # Option name -> function producing Mosquitto configuration lines.  Options not
@@ -68,6 +69,7 @@ MOSQUITTO_CONFIG = {
     "max_queued_bytes": lambda v: [f"max_queued_bytes {v}"],
     "queue_qos0": lambda v: [f"queue_qos0_messages {'true' if v else 'false'}"],
     "log_level": lambda v: [],
+    "acl_file": lambda v: [f"acl_file {v}"],
 }
 
 

@@ -209,7 +209,7 @@ def test_certificate_reload_on_sighup(tmp_path, broker_registry, pki):
 
         cert.write_text("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
         broker.proc.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: "TLS reload failed" in broker.log_text(), 5), broker.log_tail()
+        assert wait_until(lambda: "Reloading the TLS certificate failed" in broker.log_text(), 5), broker.log_tail()
         assert served_certificate() == der(pki.server2.cert)
     finally:
         client.close()

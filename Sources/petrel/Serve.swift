@@ -90,6 +90,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Topics each client may publish to, subscribe to and receive, in Mosquitto's ACL file syntax.",
+            valueName: "file"
+        )
+    )
+    var aclFile: String?
+
+    @Option(
+        name: .long,
         help: """
             Seconds without traffic after which a connected client hibernates: it gives up its network channel \
             and keeps its MQTT state until its next packet or message (Linux; 0 turns it off).
@@ -133,8 +142,9 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "petrel")
-        // A bad password file stops the start with a clear error.
+        // A bad password or ACL file stops the start with a clear error.
         let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
+        let accessRules = try aclFile.map { try AccessControlFileIO.load($0) }
 
         var configuration = ServerConfiguration()
         let (hosts, port, otherListeners) = try listeners.listeners()
@@ -159,10 +169,31 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.serverReference = serverReference
         configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer
         let anonymous = allowAnonymous ?? (passwords == nil)
+        var reloads: [ReloadOnHangup.Reload] = []
         if passwords != nil || !anonymous {
-            configuration.broker.authenticator = PasswordAuthenticator(
-                file: passwords ?? PasswordFile(),
-                allowAnonymous: anonymous
+            let authenticator = ReplaceableAuthenticator(
+                PasswordAuthenticator(file: passwords ?? PasswordFile(), allowAnonymous: anonymous)
+            )
+            configuration.broker.authenticator = authenticator
+            if let passwordFile {
+                reloads.append(
+                    .init(name: "the password file") {
+                        let file = try PasswordFileIO.load(passwordFile)
+                        authenticator.replace(with: PasswordAuthenticator(file: file, allowAnonymous: anonymous))
+                        return ["file": "\(passwordFile)", "users": "\(file.entries.count)"]
+                    }
+                )
+            }
+        }
+        if let accessRules, let aclFile {
+            let accessControl = AccessControl(accessRules)
+            configuration.broker.authorizer = accessControl
+            reloads.append(
+                .init(name: "the ACL file") {
+                    let list = try AccessControlFileIO.load(aclFile)
+                    accessControl.replace(with: list)
+                    return ["file": "\(aclFile)", "users": "\(list.userRules.count)", "patterns": "\(list.patterns.count)"]
+                }
             )
         }
 
@@ -180,6 +211,21 @@ struct Serve: AsyncParsableCommand {
             logger.notice(
                 "Loaded password file",
                 metadata: ["file": "\(passwordFile)", "users": "\(passwords.entries.count)", "anonymous": "\(anonymous)"]
+            )
+        }
+        if let accessRules, let aclFile {
+            logger.notice(
+                "Loaded ACL file",
+                metadata: ["file": "\(aclFile)", "users": "\(accessRules.userRules.count)", "patterns": "\(accessRules.patterns.count)"]
+            )
+        }
+        if let tls {
+            reloads.insert(
+                .init(name: "the TLS certificate") {
+                    try tls.reload()
+                    return ["tls.cert": "\(tls.settings.certificatePath)", "tls.key": "\(tls.settings.privateKeyPath)"]
+                },
+                at: 0
             )
         }
         let store: any BrokerStore
@@ -222,7 +268,7 @@ struct Serve: AsyncParsableCommand {
         defer { sqlite?.close() }
         let server = MQTTServer(configuration: configuration, broker: broker, tls: tls, logger: logger)
         let group = ServiceGroup(
-            services: [server, ReloadOnHangup(tls: tls, logger: logger)],
+            services: [server, ReloadOnHangup(reloads: reloads, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -1,5 +1,6 @@
 import MQTTWire
 import NIOCore
+import Synchronization
 
 /// What a client presented in its CONNECT, handed to an `Authenticator`.
 public struct ConnectCredentials: Sendable, Hashable {
@@ -75,5 +76,27 @@ public struct AllowAllAuthenticator: Authenticator {
 
     public func beginExchange(method: String, credentials: ConnectCredentials) -> (any AuthenticationExchange)? {
         nil
+    }
+}
+
+/// An `Authenticator` that can be replaced while the broker runs (a password file re-read on SIGHUP): each
+/// CONNECT (and each enhanced authentication exchange it starts) uses the one in place when it arrives.
+public final class ReplaceableAuthenticator: Authenticator {
+    private let current: Mutex<any Authenticator>
+
+    public init(_ authenticator: any Authenticator) {
+        self.current = Mutex(authenticator)
+    }
+
+    public func replace(with authenticator: any Authenticator) {
+        self.current.withLock { $0 = authenticator }
+    }
+
+    public func authenticate(_ credentials: ConnectCredentials) -> AuthenticationDecision {
+        self.current.withLock { $0 }.authenticate(credentials)
+    }
+
+    public func beginExchange(method: String, credentials: ConnectCredentials) -> (any AuthenticationExchange)? {
+        self.current.withLock { $0 }.beginExchange(method: method, credentials: credentials)
     }
 }

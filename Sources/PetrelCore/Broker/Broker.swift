@@ -176,6 +176,9 @@ public final class Broker: Sendable {
             messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
             packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
             topicsRefusedTooManyLevels: self.counters.topicsRefusedTooManyLevels.load(ordering: .relaxed),
+            publishesDenied: self.counters.publishesDenied.load(ordering: .relaxed),
+            subscriptionsDenied: self.counters.subscriptionsDenied.load(ordering: .relaxed),
+            deliveriesDenied: self.counters.deliveriesDenied.load(ordering: .relaxed),
             sessions: self.registry.withLock { $0.sessions.count },
             retainedMessages: self.retainedIndex.withReadLock { $0.count }
         )
@@ -306,6 +309,7 @@ public final class Broker: Sendable {
         expiryInterval: UInt32,
         inflightLimit: Int,
         will: OutOfLine<MQTTPacket.Will>?,
+        access: ClientAccess? = nil,
         token: UInt64,
         waker: any DeliveryWaker
     ) -> SessionOpening {
@@ -347,7 +351,8 @@ public final class Broker: Sendable {
                 protocolVersion: protocolVersion,
                 expiryInterval: expiryInterval,
                 inflightLimit: inflightLimit,
-                will: will
+                will: will,
+                access: access
             )
             return SessionOpening(
                 session: session,

@@ -47,6 +47,8 @@ public struct BrokerConfiguration: Sendable {
     /// Who may connect: User Name / Password checks and MQTT 5 enhanced authentication methods. Default
     /// `AllowAllAuthenticator` (anonymous clients and any credentials accepted, no enhanced method).
     public var authenticator: any Authenticator = AllowAllAuthenticator()
+    /// Who may publish, subscribe and receive where; nil lets every client do everything.
+    public var authorizer: (any Authorizer)? = nil
 
     /// How a shared subscription group picks the member that receives a message. Default round robin.
     public var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin

@@ -21,6 +21,12 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var packetsDroppedTooLarge: Int = 0
     /// Topic names and topic filters refused for having more than `BrokerConfiguration.maximumTopicLevels` levels.
     public var topicsRefusedTooManyLevels: Int = 0
+    /// PUBLISH packets (and wills) refused by the access rules.
+    public var publishesDenied: Int = 0
+    /// Topic filters refused by the access rules.
+    public var subscriptionsDenied: Int = 0
+    /// Deliveries not made because the receiving client may not read the topic.
+    public var deliveriesDenied: Int = 0
     /// Sessions known to the broker, connected or not.
     public var sessions: Int
     /// Retained messages stored.
@@ -38,6 +44,9 @@ final class BrokerCounters: Sendable {
     let messagesDroppedTooLarge = Atomic<Int>(0)
     let packetsDroppedTooLarge = Atomic<Int>(0)
     let topicsRefusedTooManyLevels = Atomic<Int>(0)
+    let publishesDenied = Atomic<Int>(0)
+    let subscriptionsDenied = Atomic<Int>(0)
+    let deliveriesDenied = Atomic<Int>(0)
     let sessions = Atomic<Int>(0)
     let retainedMessages = Atomic<Int>(0)
 }

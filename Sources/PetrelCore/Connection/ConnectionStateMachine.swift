@@ -41,6 +41,8 @@ public struct ConnectionStateMachine {
         var outboundTopicAliases = OutboundTopicAliases(capacity: 0)
         /// The authenticated user (nil for an anonymous client).
         var user: String?
+        /// What the access rules let this client publish and subscribe to; nil without rules.
+        var access: ClientAccess?
         /// Set when the CONNECT used enhanced authentication (v5), for re-authentication; out of line, as rare.
         var reauthentication: OutOfLine<Reauthentication>?
         /// The subscribers of the topic this client last published to; made at its first PUBLISH.
@@ -593,6 +595,15 @@ public struct ConnectionStateMachine {
         }
         inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
 
+        // The access rules apply to the will as to a PUBLISH from this client.
+        var access = configuration.authorizer.map {
+            ClientAccess(authorizer: $0, identity: ClientIdentity(clientIdentifier: clientIdentifier, username: user))
+        }
+        if let willTopic = will?.topic, access?.allows(.publish, willTopic) == false {
+            self.broker.counters.publishesDenied.wrappingAdd(1, ordering: .relaxed)
+            return self.refuseConnect(.notAuthorized, "the access rules do not allow the will topic")
+        }
+
         let token = self.broker.nextToken()
         // One copy of the will, shared by the connection and its session.
         let willStorage = will.map(OutOfLine.init)
@@ -603,6 +614,7 @@ public struct ConnectionStateMachine {
             expiryInterval: expiry,
             inflightLimit: inflightLimit,
             will: willStorage,
+            access: access,
             token: token,
             waker: self.waker
         )
@@ -624,6 +636,7 @@ public struct ConnectionStateMachine {
             )
         }
         context.user = user
+        context.access = access
         if let authentication {
             context.reauthentication = OutOfLine(
                 Reauthentication(credentials: credentials, authentication: authentication.state)
@@ -890,6 +903,9 @@ public struct ConnectionStateMachine {
         if self.exceedsTopicLevels(topic) {
             return self.refuseDeepTopic(publish, context: context, now: now)
         }
+        if context.access?.allows(.publish, topic) == false {
+            return self.refuseByAccessRules(publish, topic: topic, context: context, now: now)
+        }
 
         let message = Message(
             topic: topic,
@@ -954,6 +970,50 @@ public struct ConnectionStateMachine {
     }
 
     private enum StoreRefusedAck { case puback, pubrec }
+
+    /// A PUBLISH the access rules do not allow is not routed and not retained. MQTT 5 says so in the PUBACK or
+    /// PUBREC (0x87 Not authorized, which ends a QoS 2 exchange, spec 4.3.3); MQTT 3.1.1 has no way to, so
+    /// the message is acknowledged as usual and dropped, as Mosquitto does (a QoS 2 exchange completes).
+    private mutating func refuseByAccessRules(
+        _ publish: MQTTPacket.Publish,
+        topic: String,
+        context: Context,
+        now: NIODeadline
+    ) -> ConnectionActions {
+        self.broker.counters.publishesDenied.wrappingAdd(1, ordering: .relaxed)
+        var actions = ConnectionActions()
+        actions.logs.append(
+            self.log(.info, "PUBLISH denied by the access rules", ["mqtt.topic": topic, "mqtt.qos": "\(publish.qos.rawValue)"])
+        )
+        let v5 = context.version.isV5
+        guard let identifier = publish.packetIdentifier else { return actions }
+        let reason: ReasonCode = v5 ? .notAuthorized : .success
+        switch publish.qos {
+        case .atMostOnce:
+            break
+        case .atLeastOnce:
+            actions.send(.puback(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: reason)))
+        case .exactlyOnce:
+            if !v5 {
+                // Remembered like an accepted one, so that its PUBREL gets a PUBCOMP.
+                switch context.session.beginInboundQoS2(
+                    packetIdentifier: identifier,
+                    limit: Int(self.configuration.receiveMaximum),
+                    token: context.token
+                ) {
+                case .notOwner:
+                    return self.takenOver(context: context, sessionEnded: false, now: now)
+                case .limitExceeded:
+                    return self.protocolViolation(.receiveMaximumExceeded, "Receive Maximum exceeded", now: now)
+                case .duplicate, .accepted:
+                    break
+                }
+                actions.commit = self.broker.store.commitTicket()
+            }
+            actions.send(.pubrec(MQTTPacket.PubAck(packetIdentifier: identifier, reasonCode: reason)))
+        }
+        return actions
+    }
 
     /// True when the topic name or filter has more levels than `maximumTopicLevels` allows; counts the refusal.
     private func exceedsTopicLevels(_ topic: String) -> Bool {
@@ -1110,11 +1170,14 @@ public struct ConnectionStateMachine {
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [(Message, QoS, UInt32?)] = []
         var deepFilters = 0
+        var deniedFilters = 0
         var retainedCut = false
         for requested in subscribe.subscriptions {
             var shared = false
+            var topicFilter = requested.filter
             switch MQTTTopic.parseSharedSubscription(requested.filter) {
-            case .shared:
+            case .shared(_, let filter):
+                topicFilter = filter
                 // It is a Protocol Error to set No Local on a Shared Subscription [MQTT-3.8.3-4].
                 if v5 && requested.options.noLocal {
                     return self.protocolViolation(.protocolError, "No Local on a shared subscription", now: now)
@@ -1135,6 +1198,12 @@ public struct ConnectionStateMachine {
                 // An implementation limit, not a malformed filter: v5 0x97 Quota exceeded, 3.1.1 0x80.
                 reasonCodes.append(v5 ? .quotaExceeded : .unspecifiedError)
                 deepFilters += 1
+                continue
+            }
+            // A filter wider than what the client may read is refused; a shared one by the filter it shares.
+            if context.access?.allows(.subscribe, topicFilter) == false {
+                reasonCodes.append(v5 ? .notAuthorized : .unspecifiedError)
+                deniedFilters += 1
                 continue
             }
             var options = requested.options
@@ -1174,6 +1243,10 @@ public struct ConnectionStateMachine {
         var actions = ConnectionActions()
         if retainedCut {
             actions.logs.append(self.log(.warning, "SUBSCRIBE: retained messages fill what the session can queue; later filters get none"))
+        }
+        if deniedFilters > 0 {
+            self.broker.counters.subscriptionsDenied.wrappingAdd(deniedFilters, ordering: .relaxed)
+            actions.logs.append(self.log(.info, "SUBSCRIBE: \(deniedFilters) topic filters denied by the access rules"))
         }
         if deepFilters > 0 {
             actions.logs.append(

@@ -64,6 +64,9 @@ struct SessionState: Sendable {
     /// Removed from the broker (clean start replaced it, or it expired): accepts nothing more.
     var ended = false
     var disconnectedAt: NIODeadline?
+    /// What the client of the session may receive, as of its last connection; nil without access rules, and
+    /// for a session restored from the store until its client connects (its queue is checked then).
+    var access: ClientAccess?
     /// A queue-full drop was logged and the queue has not moved since.
     var droppingBurst = false
     /// The will of the attached (or last) connection, mirrored to the store. Out of line: most clients have
@@ -179,9 +182,11 @@ final class Session: Sendable {
         protocolVersion: ProtocolVersion,
         expiryInterval: UInt32,
         inflightLimit: Int,
-        will: OutOfLine<MQTTPacket.Will>?
+        will: OutOfLine<MQTTPacket.Will>?,
+        access: ClientAccess? = nil
     ) -> SessionOwner? {
         self.state.withLock { state in
+            state.access = access
             let previous = state.owner
             let wasPersistent = state.isPersistent
             state.owner = SessionOwner(token: token, waker: waker)
@@ -357,6 +362,11 @@ final class Session: Sendable {
             if !online && qos == .atMostOnce && !configuration.queueQoS0ForOfflineSessions {
                 return .discarded
             }
+            if state.access?.allows(.receive, message.topic) == false {
+                // Every delivery is checked, retained messages and wills included.
+                self.counters.deliveriesDenied.wrappingAdd(1, ordering: .relaxed)
+                return .discarded
+            }
             let size = message.accountedSize
             if state.queue.count >= configuration.maximumQueuedMessages
                 || state.queuedBytes + size > configuration.maximumQueuedBytes
@@ -439,6 +449,14 @@ final class Session: Sendable {
                 state.queuedBytes -= head.message.accountedSize
                 if head.message.isExpired(at: now) {
                     expired += 1
+                    if head.stored {
+                        self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: head.sequence)
+                    }
+                    continue
+                }
+                if state.access?.allows(.receive, head.message.topic) == false {
+                    // Queued before the rules changed, or before the restart that lost who the client was.
+                    self.counters.deliveriesDenied.wrappingAdd(1, ordering: .relaxed)
                     if head.stored {
                         self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: head.sequence)
                     }

@@ -70,6 +70,7 @@ struct TestClient {
         cleanStart: Bool = true,
         keepAlive: UInt16 = 60,
         will: MQTTPacket.Will? = nil,
+        username: String? = nil,
         properties: MQTTProperties = .init(),
         at now: NIODeadline = at(0)
     ) -> ConnectionActions {
@@ -81,6 +82,7 @@ struct TestClient {
                     cleanStart: cleanStart,
                     keepAlive: keepAlive,
                     will: will,
+                    username: username,
                     properties: properties
                 )
             ),
