@@ -40,8 +40,9 @@ def password_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auth_broker(tmp_path_factory, password_file):
+    # Failed logins are answered at once here; test_21_passwords.py checks the growing delay.
     b = build_broker(tmp_path_factory.mktemp("auth-broker"), {},
-                     extra_args=["--password-file", str(password_file)]).start()
+                     extra_args=["--password-file", str(password_file), "--max-login-delay", "0"]).start()
     yield b
     finish(b)
 

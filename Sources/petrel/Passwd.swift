@@ -4,10 +4,12 @@ import PetrelCore
 
 struct Passwd: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create or update a user in a password file (SCRAM-SHA-256 verifiers; see docs/SECURITY.md).",
+        abstract: "Create or update a user in a password file (see docs/SECURITY.md).",
         discussion: """
             The password comes from --password or, without it, from the first line of standard input. \
-            The file is created when missing and rewritten atomically, readable by its owner only.
+            The file is created when missing and rewritten atomically, readable by its owner only. \
+            --format mosquitto writes Mosquitto's $7$ lines (PBKDF2-SHA512), which Mosquitto reads too; \
+            Petrel's own format (the default) also allows SCRAM-SHA-256.
             """
     )
 
@@ -20,8 +22,11 @@ struct Passwd: ParsableCommand {
     @Option(name: .long, help: "The password (otherwise read from standard input).")
     var password: String?
 
-    @Option(name: .long, help: "PBKDF2 iterations of the SCRAM-SHA-256 verifier.")
-    var iterations: Int = SCRAMSHA256.defaultIterations
+    @Option(name: .long, help: "petrel (SCRAM-SHA-256 keys) or mosquitto ($7$, PBKDF2-SHA512).")
+    var format: PasswordFormat = .petrel
+
+    @Option(name: .long, help: "PBKDF2 iterations (default: 4096 for petrel, 101 for mosquitto, as mosquitto_passwd).")
+    var iterations: Int?
 
     @Flag(name: .long, help: "Remove the user instead.")
     var delete: Bool = false
@@ -30,7 +35,7 @@ struct Passwd: ParsableCommand {
         guard !username.isEmpty, !username.contains(":"), !username.contains("\n") else {
             throw ValidationError("the user name must be non-empty and contain no ':' or newline")
         }
-        guard iterations >= 1, iterations <= 10_000_000 else {
+        if let iterations, iterations < 1 || iterations > 10_000_000 {
             throw ValidationError("--iterations must be between 1 and 10000000")
         }
     }
@@ -58,8 +63,30 @@ struct Passwd: ParsableCommand {
         }
         guard !secret.isEmpty else { throw PasswordFileIO.Failure(description: "the password must not be empty") }
         var generator = SystemRandomNumberGenerator()
-        let salt = (0..<SCRAMSHA256.saltLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        passwords.set(user: username, credential: SCRAMCredential(password: secret, salt: salt, iterations: iterations))
+        func salt(_ length: Int) -> [UInt8] { (0..<length).map { _ in UInt8.random(in: .min ... .max, using: &generator) } }
+        let verifier: PasswordVerifier
+        switch format {
+        case .petrel:
+            let keys = SCRAMCredential(
+                password: secret,
+                salt: salt(SCRAMSHA256.saltLength),
+                iterations: iterations ?? SCRAMSHA256.defaultIterations
+            )
+            verifier = .scram(keys)
+        case .mosquitto:
+            verifier = .mosquitto(
+                password: secret,
+                salt: salt(PasswordVerifier.mosquittoSaltLength),
+                iterations: iterations ?? PasswordVerifier.mosquittoDefaultIterations
+            )
+        }
+        passwords.set(user: username, verifier: verifier)
         try PasswordFileIO.save(passwords, to: file)
     }
+}
+
+/// The line format `petrel passwd` writes.
+enum PasswordFormat: String, ExpressibleByArgument, CaseIterable {
+    case petrel
+    case mosquitto
 }

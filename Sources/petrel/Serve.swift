@@ -90,6 +90,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: """
+            Longest wait before answering a failed login; each failure from an address doubles its wait from \
+            0.1 s up to this (0 answers at once).
+            """
+    )
+    var maxLoginDelay: Double = 10
+
+    @Option(
+        name: .long,
         help: ArgumentHelp(
             "Topics each client may publish to, subscribe to and receive, in Mosquitto's ACL file syntax.",
             valueName: "file"
@@ -123,6 +132,9 @@ struct Serve: AsyncParsableCommand {
         guard maxQueuedMessages >= 0 else { throw ValidationError("--max-queued-messages must not be negative") }
         guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
         guard maxTopicLevels >= 0 else { throw ValidationError("--max-topic-levels must be 0 (no limit) or more") }
+        guard maxLoginDelay >= 0, maxLoginDelay.isFinite else {
+            throw ValidationError("--max-login-delay must be 0 (off) or a number of seconds")
+        }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard hibernateAfter >= 0, hibernateAfter.isFinite else {
@@ -168,6 +180,14 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.responseInformationPrefix = responseInformation
         configuration.broker.serverReference = serverReference
         configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer
+        if maxLoginDelay > 0 {
+            var throttle = LoginThrottle.Settings()
+            throttle.maximumDelay = .nanoseconds(Int64(maxLoginDelay * 1e9))
+            throttle.baseDelay = min(throttle.baseDelay, throttle.maximumDelay)
+            configuration.broker.loginThrottle = LoginThrottle(settings: throttle)
+        } else {
+            configuration.broker.loginThrottle = nil
+        }
         let anonymous = allowAnonymous ?? (passwords == nil)
         var reloads: [ReloadOnHangup.Reload] = []
         if passwords != nil || !anonymous {

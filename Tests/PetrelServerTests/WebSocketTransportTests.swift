@@ -84,7 +84,7 @@ struct WebSocketUpgradeTests {
         let response = try written(channel)
         #expect(response.hasPrefix("HTTP/1.1 101"))
         #expect(response.lowercased().contains("sec-websocket-protocol: mqtt\r\n"))
-        #expect(try channel.pipeline.syncOperations.handler(type: WebSocketMQTTFrames.self) != nil)
+        #expect(throws: Never.self) { try channel.pipeline.syncOperations.handler(type: WebSocketMQTTFrames.self) }
         _ = try? channel.finish()
     }
 

@@ -41,7 +41,7 @@ struct DeepTopicStorageTests {
         defer {
             for path in [source, target, exportPath] { try? FileManager.default.removeItem(atPath: path) }
         }
-        FileManager.default.createFile(atPath: exportPath, contents: nil)
+        #expect(FileManager.default.createFile(atPath: exportPath, contents: nil))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: exportPath))
         #expect(try StorageMaintenance(directory: source).export(to: handle) >= 3)
         try handle.close()

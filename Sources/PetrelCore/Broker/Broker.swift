@@ -176,6 +176,7 @@ public final class Broker: Sendable {
             messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
             packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
             topicsRefusedTooManyLevels: self.counters.topicsRefusedTooManyLevels.load(ordering: .relaxed),
+            authenticationFailures: self.counters.authenticationFailures.load(ordering: .relaxed),
             publishesDenied: self.counters.publishesDenied.load(ordering: .relaxed),
             subscriptionsDenied: self.counters.subscriptionsDenied.load(ordering: .relaxed),
             deliveriesDenied: self.counters.deliveriesDenied.load(ordering: .relaxed),

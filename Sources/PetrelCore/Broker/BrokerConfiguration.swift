@@ -47,6 +47,8 @@ public struct BrokerConfiguration: Sendable {
     /// Who may connect: User Name / Password checks and MQTT 5 enhanced authentication methods. Default
     /// `AllowAllAuthenticator` (anonymous clients and any credentials accepted, no enhanced method).
     public var authenticator: any Authenticator = AllowAllAuthenticator()
+    /// Slows down repeated failed logins per client address; nil answers every refusal at once.
+    public var loginThrottle: LoginThrottle? = LoginThrottle()
     /// Who may publish, subscribe and receive where; nil lets every client do everything.
     public var authorizer: (any Authorizer)? = nil
 

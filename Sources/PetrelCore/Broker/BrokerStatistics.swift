@@ -21,6 +21,9 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var packetsDroppedTooLarge: Int = 0
     /// Topic names and topic filters refused for having more than `BrokerConfiguration.maximumTopicLevels` levels.
     public var topicsRefusedTooManyLevels: Int = 0
+    /// CONNECTs refused by the authenticator (wrong or unknown user name or password, anonymous refused,
+    /// failed SCRAM exchanges).
+    public var authenticationFailures: Int = 0
     /// PUBLISH packets (and wills) refused by the access rules.
     public var publishesDenied: Int = 0
     /// Topic filters refused by the access rules.
@@ -44,6 +47,7 @@ final class BrokerCounters: Sendable {
     let messagesDroppedTooLarge = Atomic<Int>(0)
     let packetsDroppedTooLarge = Atomic<Int>(0)
     let topicsRefusedTooManyLevels = Atomic<Int>(0)
+    let authenticationFailures = Atomic<Int>(0)
     let publishesDenied = Atomic<Int>(0)
     let subscriptionsDenied = Atomic<Int>(0)
     let deliveriesDenied = Atomic<Int>(0)

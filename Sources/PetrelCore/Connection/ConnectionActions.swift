@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Implemented by the server, one per connection. The engine never calls `wake()` itself: it returns wakers in
 /// `ConnectionActions.wake` / `BrokerTickResult.wake`, the server calls `wake()` (batched per event loop), and
 /// then calls `ConnectionStateMachine.deliverPending(now:)` for that connection on its own event loop.
@@ -18,6 +20,9 @@ public struct ConnectionActions {
     /// connection later may overtake it. A failed ticket means the writes were not made durable: the server
     /// drops the held packets and closes the connection (the client sends its unacknowledged PUBLISHes again).
     public var commit: (any StoreCommitTicket)?
+    /// When set (a refused login), `outbound` is written and the connection closed only after this long, and
+    /// nothing the client sends meanwhile is read: guessing passwords costs the guesser time.
+    public var answerDelay: TimeAmount?
 
     public init(
         outbound: [OutboundPacket] = [],

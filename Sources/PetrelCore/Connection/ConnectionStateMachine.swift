@@ -491,6 +491,19 @@ public struct ConnectionStateMachine {
         )
     }
 
+    /// A login the authenticator refused: counted, and answered after the throttle's delay for the client's
+    /// address, which grows with each failure from it.
+    private mutating func refuseLogin(_ reason: ReasonCode, _ description: String, now: NIODeadline) -> ConnectionActions {
+        self.broker.counters.authenticationFailures.wrappingAdd(1, ordering: .relaxed)
+        var actions = self.refuseConnect(reason, description)
+        if let throttle = self.configuration.loginThrottle {
+            let delay = throttle.failed(from: LoginThrottle.host(of: self.remoteAddress), now: now)
+            actions.answerDelay = delay
+            actions.logs[0].metadata["petrel.answer_delay_ms"] = "\(delay.nanoseconds / 1_000_000)"
+        }
+        return actions
+    }
+
     /// Server redirection (spec 4.11): v5 CONNACK 0x9C Use another server or 0x9D Server moved with the Server
     /// Reference; 3.1.1 CONNACK 0x03 Server unavailable (the encoder maps any other code to it). Then close.
     private mutating func redirect(to reference: String, version: ProtocolVersion) -> ConnectionActions {
@@ -637,6 +650,9 @@ public struct ConnectionStateMachine {
         }
         context.user = user
         context.access = access
+        if user != nil, let throttle = configuration.loginThrottle {
+            throttle.succeeded(from: LoginThrottle.host(of: self.remoteAddress))
+        }
         if let authentication {
             context.reauthentication = OutOfLine(
                 Reauthentication(credentials: credentials, authentication: authentication.state)
@@ -734,7 +750,7 @@ public struct ConnectionStateMachine {
                 return self.acceptConnect(connect, user: user, credentials: credentials, authentication: nil, now: now)
             case .refuse(let reason):
                 // 0x86 / 0x87 (3.1.1: 0x04 / 0x05 when encoded).
-                return self.refuseConnect(reason, "authentication failed")
+                return self.refuseLogin(reason, "authentication failed", now: now)
             }
         }
         guard var random = self.random,
@@ -797,6 +813,9 @@ public struct ConnectionStateMachine {
             )
         case .refused(let reason, let description):
             // CONNACK >= 0x80 and close [MQTT-4.12.0-4].
+            if reason == .badUserNameOrPassword || reason == .notAuthorized {
+                return self.refuseLogin(reason, description, now: now)
+            }
             return self.refuseConnect(reason, description)
         case .protocolError(let description):
             return self.refuseConnect(.protocolError, description)

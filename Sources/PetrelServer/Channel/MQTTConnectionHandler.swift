@@ -324,6 +324,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     func perform(_ actions: ConnectionActions, context: ChannelHandlerContext) {
         for record in actions.logs { log(record) }
+        if let delay = actions.answerDelay, !closing {
+            answerLater(actions, after: delay, context: context)
+            return
+        }
         if let ticket = actions.commit {
             hold(actions.outbound, until: ticket, context: context)
         } else if !held.queueBehind(actions.outbound) {
@@ -334,6 +338,20 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             // Held packets were not made durable yet: they are not sent (the client sends again).
             held.removeAll()
             closeLingering(context: context)
+        }
+    }
+
+    /// A refused login is answered late: the connection reads nothing more meanwhile, then writes the CONNACK
+    /// and closes as usual.
+    private func answerLater(_ actions: ConnectionActions, after delay: TimeAmount, context: ChannelHandlerContext) {
+        closing = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let packets = NIOLoopBound(actions.outbound, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: delay) {
+            let handler = bound.value
+            guard let context = handler.context, context.channel.isActive else { return }
+            for outbound in packets.value { handler.write(outbound, context: context) }
+            handler.closeLingering(context: context)
         }
     }
 
