@@ -40,6 +40,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Keep alive, in seconds, that the broker imposes on MQTT 5 clients (Server Keep Alive).")
     var serverKeepAlive: UInt16?
 
+    @Option(
+        name: .long,
+        help: """
+            Longest keep alive a client may ask for, in seconds (Mosquitto's max_keepalive): MQTT 5 clients asking \
+            for more or for 0 get this as Server Keep Alive; MQTT 3.1.1 clients are refused.
+            """
+    )
+    var maxKeepAlive: UInt16?
+
     @Option(name: .long, help: "Longest session expiry interval granted to MQTT 5 clients, in seconds.")
     var maxSessionExpiry: UInt32?
 
@@ -54,6 +63,30 @@ struct Serve: AsyncParsableCommand {
         help: "Most levels a topic name or filter may have; deeper ones are refused (MQTT 5: 0x97). 0 sets no limit."
     )
     var maxTopicLevels: Int = BrokerConfiguration().maximumTopicLevels
+
+    @Option(name: .long, help: "Most bytes in a topic name or filter (refused like a too deep one).")
+    var maxTopicLength: Int = BrokerConfiguration().maximumTopicLength
+
+    @Option(name: .long, help: "Most subscriptions one session may hold (0: no limit); more get 0x97 / 0x80.")
+    var maxSubscriptions: Int = 0
+
+    @Option(
+        name: .long,
+        help: "Most PUBLISH packets per second from one client (0: no limit); a faster one is disconnected (0x96)."
+    )
+    var maxPublishRate: Int = 0
+
+    @Option(
+        name: .long,
+        help: "Most bytes queued in all sessions together (0: no limit beyond --max-queued-bytes per session)."
+    )
+    var maxQueuedMemory: Int = 0
+
+    @Option(name: .long, help: "Most connections open at once (0: no limit); more are closed when accepted.")
+    var maxConnections: Int = 0
+
+    @Option(name: .long, help: "Most connections open at once from one client address (0: no limit).")
+    var maxConnectionsPerAddress: Int = 0
 
     @Option(name: .long, help: "Topic aliases an MQTT 5 client may set (Topic Alias Maximum); 0 refuses them.")
     var topicAliasMaximum: UInt16 = BrokerConfiguration().topicAliasMaximum
@@ -132,9 +165,18 @@ struct Serve: AsyncParsableCommand {
         guard maxQueuedMessages >= 0 else { throw ValidationError("--max-queued-messages must not be negative") }
         guard maxQueuedBytes >= 0 else { throw ValidationError("--max-queued-bytes must not be negative") }
         guard maxTopicLevels >= 0 else { throw ValidationError("--max-topic-levels must be 0 (no limit) or more") }
+        guard maxTopicLength >= 1 else { throw ValidationError("--max-topic-length must be at least 1 byte") }
+        for (value, flag) in [
+            (maxSubscriptions, "--max-subscriptions"), (maxPublishRate, "--max-publish-rate"),
+            (maxQueuedMemory, "--max-queued-memory"), (maxConnections, "--max-connections"),
+            (maxConnectionsPerAddress, "--max-connections-per-address"),
+        ] where value < 0 {
+            throw ValidationError("\(flag) must be 0 (no limit) or more")
+        }
         guard maxLoginDelay >= 0, maxLoginDelay.isFinite else {
             throw ValidationError("--max-login-delay must be 0 (off) or a number of seconds")
         }
+        if let maxKeepAlive, maxKeepAlive < 1 { throw ValidationError("--max-keep-alive must be at least 1 second") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard hibernateAfter >= 0, hibernateAfter.isFinite else {
@@ -173,10 +215,17 @@ struct Serve: AsyncParsableCommand {
         configuration.broker.queueQoS0ForOfflineSessions = queueQos0
         configuration.broker.connectTimeout = .seconds(connectTimeout)
         configuration.broker.serverKeepAlive = serverKeepAlive
+        configuration.broker.maximumKeepAlive = maxKeepAlive
         if let maxSessionExpiry { configuration.broker.maximumSessionExpiryInterval = maxSessionExpiry }
         configuration.broker.sharedSubscriptionStrategy = sharedSubscriptionStrategy
         configuration.broker.topicAliasMaximum = topicAliasMaximum
         configuration.broker.maximumTopicLevels = maxTopicLevels
+        configuration.broker.maximumTopicLength = maxTopicLength
+        configuration.broker.maximumSubscriptionsPerSession = maxSubscriptions
+        configuration.broker.maximumPublishRate = maxPublishRate
+        configuration.broker.maximumQueuedBytesTotal = maxQueuedMemory > 0 ? maxQueuedMemory : .max
+        configuration.maximumConnections = maxConnections
+        configuration.maximumConnectionsPerAddress = maxConnectionsPerAddress
         configuration.broker.responseInformationPrefix = responseInformation
         configuration.broker.serverReference = serverReference
         configuration.broker.redirectReasonCode = redirect == .moved ? .serverMoved : .useAnotherServer
@@ -189,6 +238,9 @@ struct Serve: AsyncParsableCommand {
             configuration.broker.loginThrottle = nil
         }
         let anonymous = allowAnonymous ?? (passwords == nil)
+        // With authenticated users, one user's client id cannot be taken over by another.
+        configuration.broker.sessionsBelongToTheirUser =
+            passwords != nil || listeners.tlsSettings?.useIdentityAsUsername == true
         var reloads: [ReloadOnHangup.Reload] = []
         if passwords != nil || !anonymous {
             let authenticator = ReplaceableAuthenticator(

@@ -106,9 +106,11 @@ extension Broker {
                 case .queued(let waker):
                     if let waker { result.wakers.append(waker) }
                     return true
-                case .dropped(let firstInBurst):
+                case .dropped(let firstInBurst, let overBudget):
                     if firstInBurst {
-                        result.logs.append(.queueFull(clientIdentifier: member.clientIdentifier, topic: message.topic))
+                        result.logs.append(
+                            .queueFull(clientIdentifier: member.clientIdentifier, topic: message.topic, overBudget: overBudget)
+                        )
                     }
                     return false
                 case .discarded:

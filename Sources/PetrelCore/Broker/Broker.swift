@@ -66,6 +66,9 @@ public final class Broker: Sendable {
     public init(configuration: BrokerConfiguration = .init(), store: any BrokerStore = InMemoryBrokerStore(), now: NIODeadline) {
         self.configuration = configuration
         self.store = store
+        if configuration.maximumQueuedBytesTotal < .max {
+            self.counters.budgetLowWater.store(configuration.maximumQueuedBytesTotal / 10 * 9, ordering: .relaxed)
+        }
         self.assignedIdentifierPrefix = "petrel-" + String(UInt64(truncatingIfNeeded: now.uptimeNanoseconds), radix: 36) + "-"
         self.load(store.load(), now: now)
     }
@@ -104,6 +107,7 @@ public final class Broker: Sendable {
                         )
                     )
                     state.queuedBytes += delivery.message.accountedSize
+                    self.counters.queuedBytes.wrappingAdd(delivery.message.accountedSize, ordering: .relaxed)
                 case .publishSent, .pubrecReceived:
                     guard let identifier = delivery.packetIdentifier, !state.inflightIdentifiers.contains(identifier)
                     else { continue }
@@ -176,6 +180,11 @@ public final class Broker: Sendable {
             messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
             packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
             topicsRefusedTooManyLevels: self.counters.topicsRefusedTooManyLevels.load(ordering: .relaxed),
+            queuedBytes: self.counters.queuedBytes.load(ordering: .relaxed),
+            messagesDroppedMemoryBudget: self.counters.messagesDroppedMemoryBudget.load(ordering: .relaxed),
+            topicsRefusedTooLong: self.counters.topicsRefusedTooLong.load(ordering: .relaxed),
+            subscriptionsRefusedQuota: self.counters.subscriptionsRefusedQuota.load(ordering: .relaxed),
+            clientsDisconnectedPublishRate: self.counters.clientsDisconnectedPublishRate.load(ordering: .relaxed),
             authenticationFailures: self.counters.authenticationFailures.load(ordering: .relaxed),
             publishesDenied: self.counters.publishesDenied.load(ordering: .relaxed),
             subscriptionsDenied: self.counters.subscriptionsDenied.load(ordering: .relaxed),
@@ -300,6 +309,13 @@ public final class Broker: Sendable {
         var wakers: [any DeliveryWaker] = []
     }
 
+    /// Whether `clientIdentifier` has a session that another user's connection opened (see
+    /// `BrokerConfiguration.sessionsBelongToTheirUser`).
+    func sessionBelongsToAnotherUser(_ clientIdentifier: String, than username: String?) -> Bool {
+        guard let session = self.registry.withLock({ $0.sessions[clientIdentifier] }) else { return false }
+        return session.belongsToAnotherUser(than: username)
+    }
+
     /// Attaches a new connection to the session of `clientIdentifier`: resumes it (clean start 0 and one exists,
     /// [MQTT-3.1.2-5]), or discards any existing one and creates a new one [MQTT-3.1.2-4, MQTT-3.1.2-6]. A
     /// delayed will of that client is cancelled: a new connection came before its delay elapsed [MQTT-3.1.3-9].
@@ -311,6 +327,7 @@ public final class Broker: Sendable {
         inflightLimit: Int,
         will: OutOfLine<MQTTPacket.Will>?,
         access: ClientAccess? = nil,
+        username: String? = nil,
         token: UInt64,
         waker: any DeliveryWaker
     ) -> SessionOpening {
@@ -353,7 +370,8 @@ public final class Broker: Sendable {
                 expiryInterval: expiryInterval,
                 inflightLimit: inflightLimit,
                 will: will,
-                access: access
+                access: access,
+                username: username
             )
             return SessionOpening(
                 session: session,
@@ -649,10 +667,10 @@ public final class Broker: Sendable {
             ) {
             case .queued(let waker):
                 if let waker { result.wakers.append(waker) }
-            case .dropped(let firstInBurst):
+            case .dropped(let firstInBurst, let overBudget):
                 if firstInBurst {
                     result.logs.append(
-                        .queueFull(clientIdentifier: target.session.clientIdentifier, topic: message.topic)
+                        .queueFull(clientIdentifier: target.session.clientIdentifier, topic: message.topic, overBudget: overBudget)
                     )
                 }
             case .discarded:

@@ -26,6 +26,10 @@ public struct BrokerConfiguration: Sendable {
     /// When set, overrides the client's Keep Alive and is sent as Server Keep Alive in the v5 CONNACK
     /// [MQTT-3.1.2-21]. Default nil (use the client's).
     public var serverKeepAlive: UInt16? = nil
+    /// The longest Keep Alive a client may ask for, as Mosquitto's `max_keepalive`: an MQTT 5 client that asks
+    /// for more, or for 0 (none), gets this as Server Keep Alive [MQTT-3.1.2-21]; an MQTT 3.1.1 / 3.1 client,
+    /// which cannot be told, is refused with return code 2, as Mosquitto refuses it. Default nil (no bound).
+    public var maximumKeepAlive: UInt16? = nil
     /// Upper bound on a session's expiry interval in seconds. A larger v5 request is lowered and the CONNACK says
     /// so; 3.1.1 persistent sessions (which never expire by the spec) are also bounded by it. Default
     /// `UInt32.max` (never expire).
@@ -39,6 +43,19 @@ public struct BrokerConfiguration: Sendable {
     /// will topic in the CONNACK (v5 0x97). 0 sets no limit: every walk over levels is a loop, so none is needed
     /// for safety, only to bound the work one packet can ask for. Default 1,000.
     public var maximumTopicLevels: Int = 1_000
+    /// Most bytes a topic name or filter may have, refused like one with too many levels. Default 65,535: the
+    /// most the wire can carry [MQTT-1.5.4-1], so no limit of its own.
+    public var maximumTopicLength: Int = 65_535
+    /// Most bytes of queued messages in all sessions together: a global memory budget on top of the per-session
+    /// bounds. A message that would go over it is dropped for that session, counted and logged once per burst.
+    /// Default `.max`: no budget beyond the per-session bounds.
+    public var maximumQueuedBytesTotal: Int = .max
+    /// Most subscriptions one session may hold; a SUBSCRIBE for a new filter beyond it gets 0x97 Quota exceeded
+    /// (3.1.1: 0x80) for that filter. Default 0: no limit.
+    public var maximumSubscriptionsPerSession: Int = 0
+    /// Most PUBLISH packets a client may send per second, averaged over a one-second burst; a faster client is
+    /// disconnected (v5 DISCONNECT 0x96 Message rate too high). Default 0: no limit.
+    public var maximumPublishRate: Int = 0
     /// Highest QoS granted to subscriptions and accepted from v5 publishers (advertised when below 2).
     /// Default `.exactlyOnce`.
     public var maximumQoS: QoS = .exactlyOnce
@@ -47,6 +64,10 @@ public struct BrokerConfiguration: Sendable {
     /// Who may connect: User Name / Password checks and MQTT 5 enhanced authentication methods. Default
     /// `AllowAllAuthenticator` (anonymous clients and any credentials accepted, no enhanced method).
     public var authenticator: any Authenticator = AllowAllAuthenticator()
+    /// A client id whose session another user opened cannot be taken over: the CONNECT is refused with 0x87 Not
+    /// authorized (3.1.1: 0x05) and the session's own client stays connected. Meant for brokers that
+    /// authenticate users; a session restored from the store goes to the first user who resumes it. Default off.
+    public var sessionsBelongToTheirUser = false
     /// Slows down repeated failed logins per client address; nil answers every refusal at once.
     public var loginThrottle: LoginThrottle? = LoginThrottle()
     /// Who may publish, subscribe and receive where; nil lets every client do everything.

@@ -21,6 +21,16 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var packetsDroppedTooLarge: Int = 0
     /// Topic names and topic filters refused for having more than `BrokerConfiguration.maximumTopicLevels` levels.
     public var topicsRefusedTooManyLevels: Int = 0
+    /// Bytes of messages queued in all sessions together.
+    public var queuedBytes: Int = 0
+    /// Deliveries dropped because all queues together held `BrokerConfiguration.maximumQueuedBytesTotal`.
+    public var messagesDroppedMemoryBudget: Int = 0
+    /// Topic names and topic filters refused for being longer than `BrokerConfiguration.maximumTopicLength`.
+    public var topicsRefusedTooLong: Int = 0
+    /// Topic filters refused because the session held `maximumSubscriptionsPerSession` already.
+    public var subscriptionsRefusedQuota: Int = 0
+    /// Clients disconnected for publishing faster than `maximumPublishRate`.
+    public var clientsDisconnectedPublishRate: Int = 0
     /// CONNECTs refused by the authenticator (wrong or unknown user name or password, anonymous refused,
     /// failed SCRAM exchanges).
     public var authenticationFailures: Int = 0
@@ -47,6 +57,23 @@ final class BrokerCounters: Sendable {
     let messagesDroppedTooLarge = Atomic<Int>(0)
     let packetsDroppedTooLarge = Atomic<Int>(0)
     let topicsRefusedTooManyLevels = Atomic<Int>(0)
+    let topicsRefusedTooLong = Atomic<Int>(0)
+    /// Bytes queued in all sessions together, against `maximumQueuedBytesTotal`.
+    let queuedBytes = Atomic<Int>(0)
+    let messagesDroppedMemoryBudget = Atomic<Int>(0)
+    /// Set by the first drop over the budget, cleared once usage is back under 90 % of it: one log per burst.
+    let overBudget = Atomic<Bool>(false)
+    /// Lower bound used by `releaseQueuedBytes` to clear `overBudget`; set from the configuration.
+    let budgetLowWater = Atomic<Int>(.max)
+
+    func releaseQueuedBytes(_ bytes: Int) {
+        let now = self.queuedBytes.wrappingSubtract(bytes, ordering: .relaxed).newValue
+        if now < self.budgetLowWater.load(ordering: .relaxed), self.overBudget.load(ordering: .relaxed) {
+            self.overBudget.store(false, ordering: .relaxed)
+        }
+    }
+    let subscriptionsRefusedQuota = Atomic<Int>(0)
+    let clientsDisconnectedPublishRate = Atomic<Int>(0)
     let authenticationFailures = Atomic<Int>(0)
     let publishesDenied = Atomic<Int>(0)
     let subscriptionsDenied = Atomic<Int>(0)

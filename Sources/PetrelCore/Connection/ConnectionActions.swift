@@ -86,10 +86,12 @@ public struct LogRecord: Sendable, Hashable {
 
 extension LogRecord {
     /// A session's queue reached its bound and new messages for it are dropped (logged once per burst).
-    static func queueFull(clientIdentifier: String, topic: String) -> LogRecord {
+    static func queueFull(clientIdentifier: String, topic: String, overBudget: Bool = false) -> LogRecord {
         LogRecord(
             level: .warning,
-            message: "Session queue full: dropping new messages",
+            message: overBudget
+                ? "Queued-message memory budget full: dropping new messages"
+                : "Session queue full: dropping new messages",
             metadata: ["mqtt.client_id": clientIdentifier, "mqtt.topic": topic]
         )
     }

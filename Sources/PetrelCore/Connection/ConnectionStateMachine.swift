@@ -43,6 +43,8 @@ public struct ConnectionStateMachine {
         var user: String?
         /// What the access rules let this client publish and subscribe to; nil without rules.
         var access: ClientAccess?
+        /// PUBLISH packets the client may still send now, with `maximumPublishRate`.
+        var publishRate = PublishRateBucket()
         /// Set when the CONNECT used enhanced authentication (v5), for re-authentication; out of line, as rare.
         var reauthentication: OutOfLine<Reauthentication>?
         /// The subscribers of the topic this client last published to; made at its first PUBLISH.
@@ -567,8 +569,8 @@ public struct ConnectionStateMachine {
             guard MQTTTopic.isValidTopicName(connectWill.topic) else {
                 return self.refuseConnect(.topicNameInvalid, "invalid will topic")
             }
-            if self.exceedsTopicLevels(connectWill.topic) {
-                return self.refuseConnect(.quotaExceeded, "will topic has more than \(configuration.maximumTopicLevels) levels")
+            if let excess = self.topicLimitExceeded(connectWill.topic) {
+                return self.refuseConnect(.quotaExceeded, "will topic \(excess)")
             }
             // The Will's Response Topic is a topic name: no wildcards [MQTT-3.3.2-14].
             if version.isV5, let responseTopic = connectWill.properties.responseTopic, MQTTTopic.hasWildcard(responseTopic) {
@@ -601,7 +603,16 @@ public struct ConnectionStateMachine {
         }
         let expiry = min(requestedExpiry, configuration.maximumSessionExpiryInterval)
 
-        let keepAlive = configuration.serverKeepAlive ?? connect.keepAlive
+        var keepAlive = configuration.serverKeepAlive ?? connect.keepAlive
+        var serverKeepAlive = configuration.serverKeepAlive
+        if serverKeepAlive == nil, let maximum = configuration.maximumKeepAlive, keepAlive == 0 || keepAlive > maximum {
+            guard version.isV5 else {
+                // 3.1.1 has no Server Keep Alive: CONNACK 0x02 Identifier rejected, as Mosquitto answers.
+                return self.refuseConnect(.clientIdentifierNotValid, "keep alive \(keepAlive) s above the maximum of \(maximum) s")
+            }
+            keepAlive = maximum
+            serverKeepAlive = maximum
+        }
         var inflightLimit = configuration.maximumInflightMessages
         if version.isV5, let receiveMaximum = connect.properties.receiveMaximum {
             inflightLimit = min(inflightLimit, Int(receiveMaximum))  // [MQTT-3.3.4-9]
@@ -617,6 +628,10 @@ public struct ConnectionStateMachine {
             return self.refuseConnect(.notAuthorized, "the access rules do not allow the will topic")
         }
 
+        if configuration.sessionsBelongToTheirUser, self.broker.sessionBelongsToAnotherUser(clientIdentifier, than: user) {
+            return self.refuseConnect(.notAuthorized, "the client identifier's session belongs to another user")
+        }
+
         let token = self.broker.nextToken()
         // One copy of the will, shared by the connection and its session.
         let willStorage = will.map(OutOfLine.init)
@@ -628,6 +643,7 @@ public struct ConnectionStateMachine {
             inflightLimit: inflightLimit,
             will: willStorage,
             access: access,
+            username: user,
             token: token,
             waker: self.waker
         )
@@ -673,7 +689,7 @@ public struct ConnectionStateMachine {
             properties.wildcardSubscriptionAvailable = 1
             properties.subscriptionIdentifierAvailable = 1
             properties.sharedSubscriptionAvailable = 1
-            properties.serverKeepAlive = configuration.serverKeepAlive  // [MQTT-3.1.2-21]
+            properties.serverKeepAlive = serverKeepAlive  // [MQTT-3.1.2-21]
             if expiry != requestedExpiry { properties.sessionExpiryInterval = expiry }
             if assigned { properties.assignedClientIdentifier = clientIdentifier }  // [MQTT-3.2.2-16]
             // Response Information only when asked for (Request Response Information 1) and configured
@@ -882,6 +898,14 @@ public struct ConnectionStateMachine {
     private mutating func handlePublish(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
         let v5 = context.version.isV5
+        if configuration.maximumPublishRate > 0, !context.publishRate.take(now: now, rate: configuration.maximumPublishRate) {
+            self.broker.counters.clientsDisconnectedPublishRate.wrappingAdd(1, ordering: .relaxed)
+            return self.protocolViolation(
+                .messageRateTooHigh,
+                "more than \(configuration.maximumPublishRate) PUBLISH packets per second",
+                now: now
+            )
+        }
         var topic = publish.topic
         if v5, let alias = publish.properties.topicAlias {
             // Alias 0 [MQTT-3.3.2-8] or above the Topic Alias Maximum of the CONNACK [MQTT-3.3.2-9]: 0x94. Every
@@ -919,8 +943,8 @@ public struct ConnectionStateMachine {
         if v5, let responseTopic = publish.properties.responseTopic, MQTTTopic.hasWildcard(responseTopic) {
             return self.protocolViolation(.protocolError, "wildcard in Response Topic", now: now)  // [MQTT-3.3.2-14]
         }
-        if self.exceedsTopicLevels(topic) {
-            return self.refuseDeepTopic(publish, context: context, now: now)
+        if let excess = self.topicLimitExceeded(topic) {
+            return self.refuseDeepTopic(publish, excess: excess, context: context, now: now)
         }
         if context.access?.allows(.publish, topic) == false {
             return self.refuseByAccessRules(publish, topic: topic, context: context, now: now)
@@ -1034,21 +1058,33 @@ public struct ConnectionStateMachine {
         return actions
     }
 
-    /// True when the topic name or filter has more levels than `maximumTopicLevels` allows; counts the refusal.
-    private func exceedsTopicLevels(_ topic: String) -> Bool {
+    /// What is too much about a topic name or filter: more bytes than `maximumTopicLength` or more levels than
+    /// `maximumTopicLevels` allow ("has more than 1000 levels"); nil when neither. Counts the refusal.
+    private func topicLimitExceeded(_ topic: String) -> String? {
+        let bytes = topic.utf8.count
+        let maximumLength = self.configuration.maximumTopicLength
+        if bytes > maximumLength {
+            self.broker.counters.topicsRefusedTooLong.wrappingAdd(1, ordering: .relaxed)
+            return "is longer than \(maximumLength) bytes"
+        }
         let limit = self.configuration.maximumTopicLevels
-        guard limit > 0, topic.utf8.count >= limit, MQTTTopic.levelCount(topic) > limit else { return false }
+        guard limit > 0, bytes >= limit, MQTTTopic.levelCount(topic) > limit else { return nil }
         self.broker.counters.topicsRefusedTooManyLevels.wrappingAdd(1, ordering: .relaxed)
-        return true
+        return "has more than \(limit) levels"
     }
 
-    /// A PUBLISH to a topic deeper than `maximumTopicLevels`: v5 answers QoS 1 / 2 with 0x97 Quota exceeded in
-    /// the PUBACK / PUBREC (the flow ends there) and drops QoS 0; 3.1.1 has no negative acknowledgement, so the
-    /// connection is closed and the message is not acknowledged.
-    private mutating func refuseDeepTopic(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
+    /// A PUBLISH to a topic deeper than `maximumTopicLevels` or longer than `maximumTopicLength`: v5 answers
+    /// QoS 1 / 2 with 0x97 Quota exceeded in the PUBACK / PUBREC (the flow ends there) and drops QoS 0; 3.1.1 has
+    /// no negative acknowledgement, so the connection is closed and the message is not acknowledged.
+    private mutating func refuseDeepTopic(
+        _ publish: MQTTPacket.Publish,
+        excess: String,
+        context: Context,
+        now: NIODeadline
+    ) -> ConnectionActions {
         let log = self.log(
             .warning,
-            "PUBLISH refused: topic has more than \(self.configuration.maximumTopicLevels) levels",
+            "PUBLISH refused: topic \(excess)",
             ["mqtt.topic_bytes": "\(publish.topic.utf8.count)", "mqtt.qos": "\(publish.qos.rawValue)"]
         )
         guard context.version.isV5 else {
@@ -1059,7 +1095,7 @@ public struct ConnectionStateMachine {
         let ack = MQTTPacket.PubAck(
             packetIdentifier: identifier,
             reasonCode: .quotaExceeded,
-            properties: self.problem("topic has more than \(self.configuration.maximumTopicLevels) levels", context)
+            properties: self.problem("topic \(excess)", context)
         )
         actions.send(publish.qos == .exactlyOnce ? .pubrec(ack) : .puback(ack))
         return actions
@@ -1189,6 +1225,8 @@ public struct ConnectionStateMachine {
         reasonCodes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [(Message, QoS, UInt32?)] = []
         var deepFilters = 0
+        var lastExcess = ""
+        var quotaFilters = 0
         var deniedFilters = 0
         var retainedCut = false
         for requested in subscribe.subscriptions {
@@ -1213,10 +1251,18 @@ public struct ConnectionStateMachine {
                 reasonCodes.append(v5 ? .topicFilterInvalid : .unspecifiedError)
                 continue
             }
-            if self.exceedsTopicLevels(requested.filter) {
+            if let excess = self.topicLimitExceeded(requested.filter) {
+                lastExcess = excess
                 // An implementation limit, not a malformed filter: v5 0x97 Quota exceeded, 3.1.1 0x80.
                 reasonCodes.append(v5 ? .quotaExceeded : .unspecifiedError)
                 deepFilters += 1
+                continue
+            }
+            if configuration.maximumSubscriptionsPerSession > 0,
+                !context.session.hasRoomForSubscription(requested.filter, limit: configuration.maximumSubscriptionsPerSession)
+            {
+                reasonCodes.append(v5 ? .quotaExceeded : .unspecifiedError)
+                quotaFilters += 1
                 continue
             }
             // A filter wider than what the client may read is refused; a shared one by the filter it shares.
@@ -1263,13 +1309,22 @@ public struct ConnectionStateMachine {
         if retainedCut {
             actions.logs.append(self.log(.warning, "SUBSCRIBE: retained messages fill what the session can queue; later filters get none"))
         }
+        if quotaFilters > 0 {
+            self.broker.counters.subscriptionsRefusedQuota.wrappingAdd(quotaFilters, ordering: .relaxed)
+            actions.logs.append(
+                self.log(
+                    .warning,
+                    "SUBSCRIBE: \(quotaFilters) topic filters refused: the session holds \(configuration.maximumSubscriptionsPerSession) subscriptions"
+                )
+            )
+        }
         if deniedFilters > 0 {
             self.broker.counters.subscriptionsDenied.wrappingAdd(deniedFilters, ordering: .relaxed)
             actions.logs.append(self.log(.info, "SUBSCRIBE: \(deniedFilters) topic filters denied by the access rules"))
         }
         if deepFilters > 0 {
             actions.logs.append(
-                self.log(.warning, "SUBSCRIBE: \(deepFilters) topic filters with more than \(configuration.maximumTopicLevels) levels refused")
+                self.log(.warning, "SUBSCRIBE: \(deepFilters) topic filters refused: a filter \(lastExcess)")
             )
         }
         let refused = reasonCodes.filter(\.isFailure).count
@@ -1293,8 +1348,17 @@ public struct ConnectionStateMachine {
                 configuration: configuration
             ) {
             case .queued: queuedAny = true
-            case .dropped(let first):
-                if first { actions.logs.append(self.log(.warning, "Session queue full: dropping retained messages")) }
+            case .dropped(let first, let overBudget):
+                if first {
+                    actions.logs.append(
+                        self.log(
+                            .warning,
+                            overBudget
+                                ? "Queued-message memory budget full: dropping retained messages"
+                                : "Session queue full: dropping retained messages"
+                        )
+                    )
+                }
             case .discarded: break
             }
         }

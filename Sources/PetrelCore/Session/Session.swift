@@ -64,6 +64,10 @@ struct SessionState: Sendable {
     /// Removed from the broker (clean start replaced it, or it expired): accepts nothing more.
     var ended = false
     var disconnectedAt: NIODeadline?
+    /// The user the session's connections authenticated as (nil: anonymous); not known for a session restored
+    /// from the store until its client connects again.
+    var username: String?
+    var usernameKnown = false
     /// What the client of the session may receive, as of its last connection; nil without access rules, and
     /// for a session restored from the store until its client connects (its queue is checked then).
     var access: ClientAccess?
@@ -183,10 +187,13 @@ final class Session: Sendable {
         expiryInterval: UInt32,
         inflightLimit: Int,
         will: OutOfLine<MQTTPacket.Will>?,
-        access: ClientAccess? = nil
+        access: ClientAccess? = nil,
+        username: String? = nil
     ) -> SessionOwner? {
         self.state.withLock { state in
             state.access = access
+            state.username = username
+            state.usernameKnown = true
             let previous = state.owner
             let wasPersistent = state.isPersistent
             state.owner = SessionOwner(token: token, waker: waker)
@@ -256,6 +263,7 @@ final class Session: Sendable {
             state.owner = nil
             state.wakePending = false
             state.queue.removeAll()
+            self.counters.releaseQueuedBytes(state.queuedBytes)
             state.queuedBytes = 0
             return result
         }
@@ -322,6 +330,19 @@ final class Session: Sendable {
         }
     }
 
+    /// Whether the session is known to belong to another user than `username`.
+    func belongsToAnotherUser(than username: String?) -> Bool {
+        self.state.withLock { state in state.usernameKnown && !state.ended && state.username != username }
+    }
+
+    /// Whether one more subscription for `filter` stays within `limit` (a filter already held is replaced, so it
+    /// always does).
+    func hasRoomForSubscription(_ filter: String, limit: Int) -> Bool {
+        self.state.withLock { state in
+            state.subscriptions.count < limit || state.subscriptions[filter] != nil
+        }
+    }
+
     /// Removes a subscription. Returns whether it existed, or nil when `token` does not own the session.
     func removeSubscription(filter: String, token: UInt64) -> Bool? {
         self.state.withLock { state in
@@ -339,8 +360,9 @@ final class Session: Sendable {
     enum EnqueueOutcome {
         /// Queued; `wake` is the owner's waker when it was not already pending.
         case queued(wake: (any DeliveryWaker)?)
-        /// The queue is full: the new message was dropped. `firstInBurst` asks for one warning log.
-        case dropped(firstInBurst: Bool)
+        /// The queue is full, or all queues together hold `maximumQueuedBytesTotal` (`overBudget`): the new
+        /// message was dropped. `firstInBurst` asks for one warning log.
+        case dropped(firstInBurst: Bool, overBudget: Bool)
         /// Not for this session (ended, or QoS 0 while offline).
         case discarded
     }
@@ -374,7 +396,13 @@ final class Session: Sendable {
                 self.counters.messagesDroppedQueueFull.wrappingAdd(1, ordering: .relaxed)
                 let first = !state.droppingBurst
                 state.droppingBurst = true
-                return .dropped(firstInBurst: first)
+                return .dropped(firstInBurst: first, overBudget: false)
+            }
+            if self.counters.queuedBytes.load(ordering: .relaxed) + size > configuration.maximumQueuedBytesTotal {
+                self.counters.messagesDroppedMemoryBudget.wrappingAdd(1, ordering: .relaxed)
+                // One warning per burst for the whole broker, not one per session.
+                let first = !self.counters.overBudget.exchange(true, ordering: .relaxed)
+                return .dropped(firstInBurst: first, overBudget: true)
             }
             let sequence = state.nextSequence
             state.nextSequence += 1
@@ -390,6 +418,7 @@ final class Session: Sendable {
             )
             state.queue.append(delivery)
             state.queuedBytes += size
+            self.counters.queuedBytes.wrappingAdd(size, ordering: .relaxed)
             if stored {
                 self.store.deliverySaved(clientIdentifier: self.clientIdentifier, Self.stored(delivery))
             }
@@ -447,6 +476,7 @@ final class Session: Sendable {
                 state.queue.removeFirst()
                 moved = true
                 state.queuedBytes -= head.message.accountedSize
+                self.counters.releaseQueuedBytes(head.message.accountedSize)
                 if head.message.isExpired(at: now) {
                     expired += 1
                     if head.stored {
@@ -532,6 +562,7 @@ final class Session: Sendable {
                 if index >= firstExpired && index < limit && delivery.message.isExpired(at: now) {
                     removed += 1
                     state.queuedBytes -= delivery.message.accountedSize
+                    self.counters.releaseQueuedBytes(delivery.message.accountedSize)
                     if delivery.stored {
                         self.store.deliveryRemoved(clientIdentifier: self.clientIdentifier, sequence: delivery.sequence)
                     }

@@ -54,6 +54,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     var lastGatheredBytes = 256
     /// Free bytes in front of each gathered buffer, where the transport writes its frame header.
     let outboundHeadroom: Int
+    /// This connection's place within the server's connection limits, when it holds it (given back at the end).
+    private let slot: ConnectionSlot?
 
     /// Hibernation when idle; nil when off, and for connections that are not plain TCP.
     var hibernation: HibernationController?
@@ -68,9 +70,11 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         hibernation: ConnectionHibernation? = nil,
         transportUser: ConnectionStateMachine.TransportUser = .fromConnect,
         outboundHeadroom: Int = 0,
+        slot: ConnectionSlot? = nil,
         logger: Logger
     ) {
         self.outboundHeadroom = outboundHeadroom
+        self.slot = slot
         let now = NIODeadline.now()
         if socket >= 0, let hibernation {
             self.hibernation = HibernationController(settings: hibernation, socket: socket, now: now)
@@ -120,6 +124,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         lingerTimeout?.cancel()
         lingerTimeout = nil
         connections.remove(self)
+        slot?.release()
         hibernation?.settings.channelFreed()
         perform(machine.connectionClosed(now: .now()), context: context)
         fireWakes(on: context.eventLoop)
@@ -304,6 +309,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// ends it (its will goes out, its session stays or ends).
     func connectionLost() {
         closing = true
+        slot?.release()
         connections.remove(self)
         let actions = machine.connectionClosed(now: .now())
         for record in actions.logs { log(record) }

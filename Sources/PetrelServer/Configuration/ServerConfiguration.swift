@@ -27,6 +27,11 @@ public struct ServerConfiguration: Sendable {
     /// it, or its keep alive running out (see docs/hibernation.md). Nil turns hibernation off. Linux only; other
     /// systems ignore it. Default: 10 s.
     public var hibernateAfter: TimeAmount? = .seconds(10)
+    /// Most connections open at once, over every listener; one more is closed as soon as it is accepted.
+    /// Default 0: no bound (the process's file limit is one).
+    public var maximumConnections: Int = 0
+    /// Most connections open at once from one client address. Default 0: no bound.
+    public var maximumConnectionsPerAddress: Int = 0
     /// Longest wait for connections to close during a graceful shutdown. Default: 5 s.
     public var shutdownGracePeriod: TimeAmount = .seconds(5)
     /// The engine's limits and behaviour.

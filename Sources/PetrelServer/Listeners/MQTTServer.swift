@@ -63,6 +63,12 @@ public final class MQTTServer: Service {
             connections: connections,
             maximumPacketSize: Int(configuration.broker.maximumPacketSize),
             channelOptions: channelOptions,
+            limits: configuration.maximumConnections > 0 || configuration.maximumConnectionsPerAddress > 0
+                ? ConnectionLimits(
+                    maximumConnections: configuration.maximumConnections,
+                    maximumPerAddress: configuration.maximumConnectionsPerAddress,
+                    logger: logger
+                ) : nil,
             logger: logger
         )
         let listeners = configuration.allListeners
@@ -225,6 +231,11 @@ public final class MQTTServer: Service {
             .childChannelOption(.recvAllocator, value: options.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let limits = factory.limits {
+                        // Failing the initializer closes the new channel before it is registered.
+                        guard let slot = limits.admit(channel.remoteAddress) else { throw ConnectionLimitReached() }
+                        channel.closeFuture.whenComplete { _ in slot.release() }
+                    }
                     try pipeline.configure(channel) { channel in
                         try factory.addHandler(
                             to: channel,
@@ -251,6 +262,8 @@ private struct ConnectionFactory: Sendable {
     let connections: [ObjectIdentifier: NIOLoopBoundBox<EventLoopConnections>]
     let maximumPacketSize: Int
     let channelOptions: ConnectionChannelOptions
+    /// Bounds on open connections; nil when none is set.
+    let limits: ConnectionLimits?
     let logger: Logger
 
     /// A connection accepted by the park: NIO wraps its socket into a channel on `loop`.
@@ -278,6 +291,13 @@ private struct ConnectionFactory: Sendable {
         guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
             preconditionFailure("a connection on an event loop outside the server's group")
         }
+        // A connection the park accepted takes its slot here and keeps it in its handler, which outlives the
+        // channels of its hibernation; others hold theirs through their channel (see `makeBootstrap`).
+        var slot: ConnectionSlot?
+        if socket >= 0, let limits {
+            guard let admitted = limits.admit(channel.remoteAddress) else { throw ConnectionLimitReached() }
+            slot = admitted
+        }
         let waker = ConnectionWaker(scheduler: schedulers.scheduler(for: channel.eventLoop))
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         // A WebSocket over TLS gets its MQTT handler after the handshake: what the certificate proved is known.
@@ -297,6 +317,7 @@ private struct ConnectionFactory: Sendable {
             hibernation: hibernation,
             transportUser: transportUser,
             outboundHeadroom: outboundHeadroom,
+            slot: slot,
             logger: logger
         )
         try channel.pipeline.syncOperations.addHandler(handler)
