@@ -111,6 +111,12 @@ let package = Package(
         ),
         // What several test targets share: a small-stack runner and the deepest topics, for depth regressions.
         .target(name: "PetrelTestSupport", path: "Tests/PetrelTestSupport"),
+        // What the libFuzzer targets of scripts/fuzz.sh run, also run over the corpus by PetrelCoreTests.
+        .target(
+            name: "PetrelFuzzTargets",
+            dependencies: ["MQTTWire", "PetrelCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/Targets"
+        ),
         .testTarget(
             name: "MQTTWireTests",
             dependencies: [
@@ -124,6 +130,7 @@ let package = Package(
             name: "PetrelCoreTests",
             dependencies: [
                 "PetrelCore",
+                "PetrelFuzzTargets",
                 "PetrelTestSupport",
                 "MQTTWire",
                 .product(name: "Crypto", package: "swift-crypto"),

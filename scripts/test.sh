@@ -40,6 +40,10 @@ echo "==> load generator smoke run (about a second)"
 PETREL_BENCH="${bin_path}/petrel-bench" scripts/bench-smoke.sh "${bin_path}/petrel"
 
 # Hostile input is also sent to the optimised build that users run (interop/test_17_hostile_input.py).
+# libFuzzer over the packet decoder and the connection state machine, briefly (longer: scripts/fuzz.sh).
+echo "==> fuzzing (${FUZZ_SECONDS:-20} s per target)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
+
 echo "==> swift build -c release --product petrel"
 swift build -c release --product petrel
 release_path="$(swift build -c release --show-bin-path)"
