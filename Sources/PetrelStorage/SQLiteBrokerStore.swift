@@ -483,13 +483,13 @@ public final class SQLiteBrokerStore: BrokerStore {
             try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO session
                     (client_id, protocol_version, expiry_interval, will_topic, will_payload, will_qos, will_retain,
-                     will_properties, disconnected_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     will_properties, disconnected_at_ms, owner, owner_known)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [
                     session.clientIdentifier, Int(session.protocolVersion.rawValue), Int64(session.expiryInterval),
                     will?.topic, will.map { Data(StorageCoding.bytes($0.payload)) }, will.map { Int($0.qos.rawValue) },
                     will?.retain, will.flatMap { StorageCoding.encode($0.properties) }.map { Data($0) },
-                    disconnectedAt,
+                    disconnectedAt, session.owner ?? nil, session.owner != nil,
                 ])
         case .removeSession(let client):
             for table in ["session", "subscription", "delivery", "inbound_qos2"] {
@@ -653,7 +653,7 @@ public final class SQLiteBrokerStore: BrokerStore {
         var sessions: [String: StoredSessionState] = [:]
         let sessionRows = try Row.fetchCursor(db, sql: """
             SELECT client_id, protocol_version, expiry_interval, will_topic, will_payload, will_qos, will_retain,
-                will_properties, disconnected_at_ms
+                will_properties, disconnected_at_ms, owner, owner_known
             FROM session
             """)
         while let row = try sessionRows.next() {
@@ -676,7 +676,8 @@ public final class SQLiteBrokerStore: BrokerStore {
                 protocolVersion: version,
                 expiryInterval: UInt32(clamping: row[2] as Int64),
                 will: will,
-                disconnectedAt: (row[8] as Int64?).map { StorageCoding.engineClock($0, engineNow: engineNow, wallNow: wallNow) }
+                disconnectedAt: (row[8] as Int64?).map { StorageCoding.engineClock($0, engineNow: engineNow, wallNow: wallNow) },
+                owner: (row[10] as Bool) ? .some(row[9] as String?) : nil
             )
             sessions[client] = StoredSessionState(session: session)
         }

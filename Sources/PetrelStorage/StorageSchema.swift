@@ -4,7 +4,7 @@ import GRDB
 /// identifiers of the migrations applied to it, and a binary that finds one it does not know refuses to open it.
 enum StorageSchema {
     /// The migration identifiers in order; the last one is the current schema version.
-    static let versions = ["v1", "v2", "v3", "v4"]
+    static let versions = ["v1", "v2", "v3", "v4", "v5"]
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -90,6 +90,12 @@ enum StorageSchema {
         // member of the group if the session ends, also after a restart.
         migrator.registerMigration("v4") { db in
             try db.execute(sql: "ALTER TABLE delivery ADD COLUMN shared_subscription TEXT")
+        }
+        // v5: the user who opened the session (owner_known 0: not known, for sessions stored before), so that
+        // another user cannot take it over after a restart either.
+        migrator.registerMigration("v5") { db in
+            try db.execute(sql: "ALTER TABLE session ADD COLUMN owner TEXT")
+            try db.execute(sql: "ALTER TABLE session ADD COLUMN owner_known INTEGER NOT NULL DEFAULT 0")
         }
         return migrator
     }

@@ -289,3 +289,55 @@ struct BrokerStoreContractTests {
         #expect(snapshot.retained.count == 1)
     }
 }
+
+@Suite("The owner of a session, across restarts")
+struct SessionOwnerStorageTests {
+    @Test("The user who opened a session is kept: named, anonymous, or not known", arguments: StoreKind.allCases)
+    func ownerKept(kind: StoreKind) throws {
+        let harness = try StoreHarness(kind)
+        var named = session("named")
+        named.owner = .some("alice")
+        var anonymous = session("anonymous")
+        anonymous.owner = .some(nil)
+        harness.store.sessionSaved(named)
+        harness.store.sessionSaved(anonymous)
+        harness.store.sessionSaved(session("unknown"))
+        let snapshot = try harness.reload()
+        #expect(snapshot.session("named")?.session.owner == .some("alice"))
+        #expect(snapshot.session("anonymous")?.session.owner == .some(nil))
+        #expect(snapshot.session("unknown")?.session.owner == nil)
+    }
+
+    @Test("After a restart another user still cannot take a session over; its owner can resume it")
+    func takeoverAfterRestart() async throws {
+        let harness = try StoreHarness(.sqlite)
+        var configuration = BrokerConfiguration()
+        configuration.sessionsBelongToTheirUser = true
+        let waker = OwnerTestWaker()
+        do {
+            let broker = Broker(configuration: configuration, store: harness.store, now: .now())
+            var alice = ConnectionStateMachine(broker: broker, waker: waker, remoteAddress: "127.0.0.1:1", now: .now())
+            let connect = MQTTPacket.Connect(protocolVersion: .v3_1_1, clientIdentifier: "device-1", cleanStart: false, username: "alice")
+            _ = alice.receive(.connect(connect), now: .now())
+            _ = alice.connectionClosed(now: .now())
+            #expect(await committed(harness.store))
+        }
+        // A restart: the store is opened again and a new broker loads it.
+        (harness.store as? SQLiteBrokerStore)?.close()
+        let reopened = try SQLiteBrokerStore(directory: harness.directory, configuration: harness.configuration)
+        defer { reopened.close() }
+        let broker = Broker(configuration: configuration, store: reopened, now: .now())
+        func connack(_ user: String) -> ReasonCode? {
+            var machine = ConnectionStateMachine(broker: broker, waker: waker, remoteAddress: "127.0.0.1:2", now: .now())
+            let connect = MQTTPacket.Connect(protocolVersion: .v3_1_1, clientIdentifier: "device-1", cleanStart: false, username: user)
+            guard case .packet(.connack(let ack))? = machine.receive(.connect(connect), now: .now()).outbound.first else { return nil }
+            return ack.reasonCode
+        }
+        #expect(connack("mallory") == .notAuthorized)
+        #expect(connack("alice") == .success)
+    }
+}
+
+private final class OwnerTestWaker: DeliveryWaker {
+    func wake() {}
+}

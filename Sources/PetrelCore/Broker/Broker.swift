@@ -86,6 +86,10 @@ public final class Broker: Sendable {
                 expiryInterval: record.session.expiryInterval,
                 inflightLimit: max(1, min(self.configuration.maximumInflightMessages, Int(UInt16.max)))
             )
+            if let owner = record.session.owner {
+                state.username = owner
+                state.usernameKnown = true
+            }
             for subscription in record.subscriptions {
                 state.subscriptions[subscription.filter] = subscription
             }

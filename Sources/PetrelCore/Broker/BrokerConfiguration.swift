@@ -66,7 +66,7 @@ public struct BrokerConfiguration: Sendable {
     public var authenticator: any Authenticator = AllowAllAuthenticator()
     /// A client id whose session another user opened cannot be taken over: the CONNECT is refused with 0x87 Not
     /// authorized (3.1.1: 0x05) and the session's own client stays connected. Meant for brokers that
-    /// authenticate users; a session restored from the store goes to the first user who resumes it. Default off.
+    /// authenticate users; the store keeps the owner across restarts. Default off.
     public var sessionsBelongToTheirUser = false
     /// Slows down repeated failed logins per client address; nil answers every refusal at once.
     public var loginThrottle: LoginThrottle? = LoginThrottle()

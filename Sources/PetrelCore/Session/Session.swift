@@ -64,8 +64,8 @@ struct SessionState: Sendable {
     /// Removed from the broker (clean start replaced it, or it expired): accepts nothing more.
     var ended = false
     var disconnectedAt: NIODeadline?
-    /// The user the session's connections authenticated as (nil: anonymous); not known for a session restored
-    /// from the store until its client connects again.
+    /// The user the session's connections authenticated as (nil: anonymous); not known for a session stored
+    /// before the store kept it, until its client connects again.
     var username: String?
     var usernameKnown = false
     /// What the client of the session may receive, as of its last connection; nil without access rules, and
@@ -128,7 +128,8 @@ final class Session: Sendable {
             protocolVersion: state.protocolVersion,
             expiryInterval: state.expiryInterval,
             will: state.will,
-            disconnectedAt: state.disconnectedAt
+            disconnectedAt: state.disconnectedAt,
+            owner: state.usernameKnown ? .some(state.username) : nil
         )
     }
 

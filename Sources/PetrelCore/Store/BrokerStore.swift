@@ -75,19 +75,24 @@ public struct StoredSession: Sendable {
     /// When its last connection closed; nil while connected. The expiry interval counts from here
     /// [MQTT-3.1.2-23], across restarts too (the store keeps it as wall-clock time).
     public var disconnectedAt: NIODeadline?
+    /// The user whose connection opened the session (`.some(nil)`: an anonymous one); nil when not known (a
+    /// session stored before the store kept it). Decides who may resume it when sessions belong to their user.
+    public var owner: String??
 
     public init(
         clientIdentifier: String,
         protocolVersion: ProtocolVersion,
         expiryInterval: UInt32,
         will: MQTTPacket.Will?,
-        disconnectedAt: NIODeadline? = nil
+        disconnectedAt: NIODeadline? = nil,
+        owner: String?? = nil
     ) {
         self.clientIdentifier = clientIdentifier
         self.protocolVersion = protocolVersion
         self.expiryInterval = expiryInterval
         self.will = will
         self.disconnectedAt = disconnectedAt
+        self.owner = owner
     }
 }
 
