@@ -100,3 +100,26 @@ public final class ReplaceableAuthenticator: Authenticator {
         self.current.withLock { $0 }.beginExchange(method: method, credentials: credentials)
     }
 }
+
+/// Decides CONNECTs where the decision takes I/O, such as an HTTP call or a token check: the engine stays pure
+/// and returns the credentials in `ConnectionActions.authenticationRequest`; the server calls `decide` and
+/// feeds the verdict back to the connection. The connect timeout bounds the wait: a verdict that comes later
+/// finds the connection closed.
+public protocol ExternalAuthenticator: Sendable {
+    func decide(_ credentials: ConnectCredentials) async -> AuthenticationVerdict
+}
+
+/// An external authenticator's answer: accept or refuse, with the rules the client gets (from a token's
+/// claims, say), which replace the authorizer's for this connection.
+public struct AuthenticationVerdict: Sendable {
+    public var decision: AuthenticationDecision
+    public var rules: ClientRules?
+    /// Why it was refused, for the log line.
+    public var reason: String?
+
+    public init(decision: AuthenticationDecision, rules: ClientRules? = nil, reason: String? = nil) {
+        self.decision = decision
+        self.rules = rules
+        self.reason = reason
+    }
+}

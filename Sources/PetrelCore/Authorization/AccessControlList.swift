@@ -135,6 +135,20 @@ public struct ClientRules: Sendable, Hashable {
     let own: [CompiledRule]
     let patterns: [CompiledRule]
 
+    init(own: [CompiledRule], patterns: [CompiledRule]) {
+        self.own = own
+        self.patterns = patterns
+    }
+
+    /// Rules granted by topic filter lists (a token's claims): `publish` may be written to, `subscribe` read
+    /// from, `all` both. Anything else is denied.
+    public init(publish: [String] = [], subscribe: [String] = [], all: [String] = []) {
+        self.own = all.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.readwrite, $0) }
+            + publish.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.write, $0) }
+            + subscribe.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.read, $0) }
+        self.patterns = []
+    }
+
     /// Publishing to or receiving from `topic` (a topic name), or subscribing to `topic` (a filter).
     public func allows(_ action: AccessAction, _ topic: String) -> Bool {
         for rules in [self.own, self.patterns] {

@@ -62,10 +62,18 @@ public final class AccessControl: Authorizer {
 /// One client's resolved rules, resolved again when the authorizer's rules change. Owned by a connection
 /// (publish, subscribe) or a session (deliveries).
 struct ClientAccess: Sendable {
-    let authorizer: any Authorizer
-    let identity: ClientIdentity
+    /// Nil for rules fixed at CONNECT (`init(fixed:)`), which no reload changes.
+    let authorizer: (any Authorizer)?
+    let identity: ClientIdentity?
     private var rules: ClientRules
     private var generation: UInt64
+
+    init(fixed rules: ClientRules) {
+        self.authorizer = nil
+        self.identity = nil
+        self.rules = rules
+        self.generation = 0
+    }
 
     init(authorizer: any Authorizer, identity: ClientIdentity) {
         self.authorizer = authorizer
@@ -75,10 +83,12 @@ struct ClientAccess: Sendable {
     }
 
     mutating func allows(_ action: AccessAction, _ topic: String) -> Bool {
-        let current = self.authorizer.generation
-        if current != self.generation {
-            self.generation = current
-            self.rules = self.authorizer.rules(for: self.identity)
+        if let authorizer = self.authorizer, let identity = self.identity {
+            let current = authorizer.generation
+            if current != self.generation {
+                self.generation = current
+                self.rules = authorizer.rules(for: identity)
+            }
         }
         return self.rules.allows(action, topic)
     }

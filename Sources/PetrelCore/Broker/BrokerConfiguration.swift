@@ -64,6 +64,11 @@ public struct BrokerConfiguration: Sendable {
     /// Who may connect: User Name / Password checks and MQTT 5 enhanced authentication methods. Default
     /// `AllowAllAuthenticator` (anonymous clients and any credentials accepted, no enhanced method).
     public var authenticator: any Authenticator = AllowAllAuthenticator()
+    /// An authenticator whose verdict takes I/O (an HTTP call, a token check with keys fetched): when set, it
+    /// decides CONNECTs without an MQTT 5 Authentication Method instead of `authenticator`, which still runs
+    /// enhanced authentication. The engine asks (`ConnectionActions.authenticationRequest`); the server
+    /// resolves and answers. Default nil.
+    public var externalAuthenticator: (any ExternalAuthenticator)? = nil
     /// A client id whose session another user opened cannot be taken over: the CONNECT is refused with 0x87 Not
     /// authorized (3.1.1: 0x05) and the session's own client stays connected. Meant for brokers that
     /// authenticate users; the store keeps the owner across restarts. Default off.

@@ -23,6 +23,10 @@ public struct ConnectionActions {
     /// When set (a refused login), `outbound` is written and the connection closed only after this long, and
     /// nothing the client sends meanwhile is read: guessing passwords costs the guesser time.
     public var answerDelay: TimeAmount?
+    /// When set, the CONNECT waits for `BrokerConfiguration.externalAuthenticator`: the server asks it with
+    /// these credentials and passes its verdict to `externalAuthenticationDecided(_:now:)`, handing the machine
+    /// no other packet meanwhile.
+    public var authenticationRequest: ConnectCredentials?
 
     public init(
         outbound: [OutboundPacket] = [],

@@ -91,6 +91,22 @@ public struct ConnectionStateMachine {
     private var pendingConnect: PendingConnect?
     /// Set when the listener takes the user name from the transport (a TLS client certificate).
     private var transportUser: TransportUser = .fromConnect
+    /// The CONNECT waiting for an `ExternalAuthenticator`'s verdict, which the server resolves.
+    private var awaitingDecision: AwaitingDecision?
+
+    private final class AwaitingDecision {
+        let connect: MQTTPacket.Connect
+        let credentials: ConnectCredentials
+
+        init(connect: MQTTPacket.Connect, credentials: ConnectCredentials) {
+            self.connect = connect
+            self.credentials = credentials
+        }
+    }
+
+    /// True while a CONNECT waits for an external authenticator: the server hands the machine no packet until
+    /// it has passed the verdict to `externalAuthenticationDecided(_:now:)`.
+    public var isAwaitingAuthenticationDecision: Bool { self.awaitingDecision != nil }
 
     /// Where a connection's user name comes from.
     public enum TransportUser: Sendable, Hashable {
@@ -254,6 +270,7 @@ public struct ConnectionStateMachine {
         case .awaitingConnect, .authenticating:
             self.phase = .closed
             self.pendingConnect = nil
+            self.awaitingDecision = nil
             return ConnectionActions(
                 close: true,
                 logs: [self.log(.warning, "Invalid packet before CONNECT", ["mqtt.reason_code": "\(reason)", "error": "\(error)"])]
@@ -305,6 +322,7 @@ public struct ConnectionStateMachine {
             guard now - self.openedAt >= self.configuration.connectTimeout else { return ConnectionActions() }
             self.phase = .closed
             self.pendingConnect = nil
+            self.awaitingDecision = nil
             return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
         case .connected:
             guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
@@ -330,6 +348,7 @@ public struct ConnectionStateMachine {
         case .awaitingConnect, .authenticating:
             self.phase = .closed
             self.pendingConnect = nil
+            self.awaitingDecision = nil
             return ConnectionActions()
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -354,6 +373,7 @@ public struct ConnectionStateMachine {
         case .awaitingConnect, .authenticating:
             self.phase = .closed
             self.pendingConnect = nil
+            self.awaitingDecision = nil
             return ConnectionActions(close: true)
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -536,6 +556,7 @@ public struct ConnectionStateMachine {
         user: String?,
         credentials: ConnectCredentials,
         authentication: (state: EnhancedAuthentication, data: [UInt8]?)?,
+        grantedRules: ClientRules? = nil,
         now: NIODeadline
     ) -> ConnectionActions {
         let configuration = self.configuration
@@ -620,7 +641,8 @@ public struct ConnectionStateMachine {
         inflightLimit = max(1, min(inflightLimit, Int(UInt16.max)))
 
         // The access rules apply to the will as to a PUBLISH from this client.
-        var access = configuration.authorizer.map {
+        // Rules that came with the verdict (a token's claims) replace the authorizer's for this client.
+        var access = grantedRules.map { ClientAccess(fixed: $0) } ?? configuration.authorizer.map {
             ClientAccess(authorizer: $0, identity: ClientIdentity(clientIdentifier: clientIdentifier, username: user))
         }
         if let willTopic = will?.topic, access?.allows(.publish, willTopic) == false {
@@ -760,6 +782,14 @@ public struct ConnectionStateMachine {
             proven.password = nil
             return self.acceptConnect(connect, user: name, credentials: proven, authentication: nil, now: now)
         }
+        if self.configuration.externalAuthenticator != nil, !(version.isV5 && connect.properties.authenticationMethod != nil) {
+            // The verdict takes I/O: the server asks and passes it back; the connect timeout still runs.
+            self.phase = .authenticating
+            self.awaitingDecision = AwaitingDecision(connect: connect, credentials: credentials)
+            var actions = ConnectionActions()
+            actions.authenticationRequest = credentials
+            return actions
+        }
         guard version.isV5, let method = connect.properties.authenticationMethod else {
             switch authenticator.authenticate(credentials) {
             case .accept(let user):
@@ -786,9 +816,33 @@ public struct ConnectionStateMachine {
         return self.connectAuthenticationOutcome(started.outcome, now: now)
     }
 
+    /// An `ExternalAuthenticator`'s verdict on the CONNECT that asked for it (`authenticationRequest`): the
+    /// CONNACK, as for any other authenticator; refusals are counted and slowed down alike.
+    public mutating func externalAuthenticationDecided(_ verdict: AuthenticationVerdict, now: NIODeadline) -> ConnectionActions {
+        guard self.phase == .authenticating, let pending = self.awaitingDecision else { return ConnectionActions() }
+        self.awaitingDecision = nil
+        switch verdict.decision {
+        case .accept(let user):
+            return self.acceptConnect(
+                pending.connect,
+                user: user,
+                credentials: pending.credentials,
+                authentication: nil,
+                grantedRules: verdict.rules,
+                now: now
+            )
+        case .refuse(let reason):
+            return self.refuseLogin(reason, verdict.reason ?? "authentication failed", now: now)
+        }
+    }
+
     /// A packet while the CONNECT's exchange is in progress: only AUTH and DISCONNECT are allowed
     /// [MQTT-3.1.2-30]; anything else is a protocol error (CONNACK 0x82, close).
     private mutating func continueConnectAuthentication(_ packet: MQTTPacket, now: NIODeadline) -> ConnectionActions {
+        if self.awaitingDecision != nil {
+            // The server holds packets back until the verdict; one that arrives anyway cannot be ordered.
+            return self.refuseConnect(.protocolError, "\(packet.type) while the CONNECT awaits its authentication")
+        }
         guard let pending = self.pendingConnect, var random = self.random else {
             return self.refuseConnect(.protocolError, "no authentication in progress")
         }
@@ -806,6 +860,7 @@ public struct ConnectionStateMachine {
         case .disconnect:
             self.phase = .closed
             self.pendingConnect = nil
+            self.awaitingDecision = nil
             return ConnectionActions(close: true, logs: [self.log(.info, "Client disconnected during authentication")])
         default:
             return self.refuseConnect(.protocolError, "\(packet.type) before CONNACK during authentication")

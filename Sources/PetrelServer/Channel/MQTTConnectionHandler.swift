@@ -57,6 +57,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// This connection's place within the server's connection limits, when it holds it (given back at the end).
     private let slot: ConnectionSlot?
 
+    /// Decides CONNECTs whose verdict takes I/O (`BrokerConfiguration.externalAuthenticator`).
+    private let externalAuthenticator: (any ExternalAuthenticator)?
     /// Hibernation when idle; nil when off, and for connections that are not plain TCP.
     var hibernation: HibernationController?
 
@@ -75,6 +77,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     ) {
         self.outboundHeadroom = outboundHeadroom
         self.slot = slot
+        self.externalAuthenticator = broker.configuration.externalAuthenticator
         let now = NIODeadline.now()
         if socket >= 0, let hibernation {
             self.hibernation = HibernationController(settings: hibernation, socket: socket, now: now)
@@ -143,7 +146,13 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         }
         let now = NIODeadline.now()
         hibernation?.lastActivity = now
-        while !closing, let packet = parse(&bytes, now: now, context: context) {
+        process(&bytes, now: now, context: context)
+    }
+
+    /// Hands the packets in `bytes` to the engine, until a CONNECT waits for an external authenticator; what
+    /// is left waits in `partial`.
+    private func process(_ bytes: inout ByteBuffer, now: NIODeadline, context: ChannelHandlerContext) {
+        while !closing, !machine.isAwaitingAuthenticationDecision, let packet = parse(&bytes, now: now, context: context) {
             receive(packet, now: now, context: context)
         }
         if !closing, bytes.readableBytes > 0 {
@@ -226,7 +235,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     // MARK: - Outbound flow control
 
     func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        // Nothing more is read while a CONNECT waits for its verdict: the client's next packets wait in the
+        // socket, not in memory here.
+        if context.channel.isWritable, !machine.isAwaitingAuthenticationDecision {
             context.read()
         } else {
             readDeferred = true
@@ -334,6 +345,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             answerLater(actions, after: delay, context: context)
             return
         }
+        if let credentials = actions.authenticationRequest {
+            askExternalAuthenticator(credentials, context: context)
+        }
         if let ticket = actions.commit {
             hold(actions.outbound, until: ticket, context: context)
         } else if !held.queueBehind(actions.outbound) {
@@ -344,6 +358,36 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             // Held packets were not made durable yet: they are not sent (the client sends again).
             held.removeAll()
             closeLingering(context: context)
+        }
+    }
+
+    /// Resolves an external authenticator's verdict off the event loop and passes it back on it.
+    private func askExternalAuthenticator(_ credentials: ConnectCredentials, context: ChannelHandlerContext) {
+        guard let authenticator = externalAuthenticator else { return }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        Task {
+            let verdict = await authenticator.decide(credentials)
+            loop.execute { bound.value.externalVerdict(verdict) }
+        }
+    }
+
+    private func externalVerdict(_ verdict: AuthenticationVerdict) {
+        guard let context, !closing, machine.isAwaitingAuthenticationDecision else { return }
+        let now = NIODeadline.now()
+        perform(machine.externalAuthenticationDecided(verdict, now: now), context: context)
+        if !closing, machine.isConnected {
+            connections.setDeadline(nextDeadline(now: now), for: self)
+        }
+        // What the client sent after its CONNECT.
+        if !closing, var rest = partial.take() {
+            process(&rest, now: now, context: context)
+        }
+        flushIfNeeded(context: context)
+        fireWakes(on: context.eventLoop)
+        if readDeferred, !closing, context.channel.isWritable {
+            readDeferred = false
+            context.read()
         }
     }
 
