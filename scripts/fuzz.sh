@@ -23,15 +23,22 @@ bin=$(swift build --show-bin-path)
 out=$root/.build/fuzz
 mkdir -p "$out"
 
-# The dependencies' objects, from the debug build.
+# The dependencies' objects, from the debug build: those the petrel executable links (a module's build folder
+# may still hold objects of an older version of it).
 dependencies=(NIOCore NIOConcurrencyHelpers _NIOBase64 _NIODataStructures CNIOLinux CNIOAtomics Atomics _AtomicsShims
-    DequeModule InternalCollectionsUtilities ContainersPreview Crypto _CryptoExtras CCryptoBoringSSL CCryptoBoringSSLShims
-    CryptoBoringWrapper SwiftASN1)
+    DequeModule InternalCollectionsUtilities ContainersPreview Crypto _CryptoExtras CryptoExtras CCryptoBoringSSL
+    CCryptoBoringSSLShims CryptoBoringWrapper CXKCP CXKCPShims SwiftASN1)
 objects=()
-for module in "${dependencies[@]}"; do
-    [[ -d $bin/$module.build ]] || continue
-    while IFS= read -r object; do objects+=("$object"); done < <(find "$bin/$module.build" -name '*.o')
-done
+while IFS= read -r object; do
+    object=${object#\'}
+    object=${object%\'}
+    for module in "${dependencies[@]}"; do
+        if [[ $object == */$module.build/* ]]; then
+            objects+=("$object")
+            break
+        fi
+    done
+done <"$bin/petrel.product/Objects.LinkFileList"
 includes=(-I "$bin/Modules")
 for module in "${dependencies[@]}"; do
     [[ -f $bin/$module.build/module.modulemap ]] && includes+=(-Xcc "-fmodule-map-file=$bin/$module.build/module.modulemap")

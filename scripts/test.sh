@@ -24,6 +24,8 @@ missing=()
 python3 -c 'import paho.mqtt' 2>/dev/null || missing+=("paho-mqtt>=2.0")
 python3 -c 'import pytest' 2>/dev/null || missing+=("pytest")
 python3 -c 'import pytest_timeout' 2>/dev/null || missing+=("pytest-timeout")
+python3 -c 'import jwt' 2>/dev/null || missing+=("PyJWT>=2")
+python3 -c 'import cryptography' 2>/dev/null || missing+=("cryptography")
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing python modules: ${missing[*]}"
     python3 -m pip install --quiet "${missing[@]}"

@@ -123,6 +123,21 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Check a JSON Web Token in the CONNECT password against this public key (PEM, RSA or EC).",
+            valueName: "file"
+        )
+    )
+    var jwtKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("Check JSON Web Tokens against the keys of this JWKS file.", valueName: "file"))
+    var jwtJwks: String?
+
+    @Option(name: .long, help: "With --jwt-key or --jwt-jwks: the audience a token's aud claim must name.")
+    var jwtAudience: String?
+
+    @Option(
+        name: .long,
         help: """
             Longest wait before answering a failed login; each failure from an address doubles its wait from \
             0.1 s up to this (0 answers at once).
@@ -238,9 +253,22 @@ struct Serve: AsyncParsableCommand {
             configuration.broker.loginThrottle = nil
         }
         let anonymous = allowAnonymous ?? (passwords == nil)
+        if jwtKey != nil || jwtJwks != nil {
+            do {
+                configuration.broker.externalAuthenticator = try await JWTAuthenticator.load(
+                    keyFile: jwtKey,
+                    jwksFile: jwtJwks,
+                    audience: jwtAudience
+                )
+            } catch {
+                logger.critical("Cannot start: \(error)")
+                throw ExitCode(2)
+            }
+        }
         // With authenticated users, one user's client id cannot be taken over by another.
         configuration.broker.sessionsBelongToTheirUser =
             passwords != nil || listeners.tlsSettings?.useIdentityAsUsername == true
+            || configuration.broker.externalAuthenticator != nil
         var reloads: [ReloadOnHangup.Reload] = []
         if passwords != nil || !anonymous {
             let authenticator = ReplaceableAuthenticator(

@@ -46,7 +46,7 @@ public struct ListenerConfiguration: Sendable, Hashable, CustomStringConvertible
 
     /// Parses `SCHEME://HOST[:PORT][/PATH]`; IPv6 hosts are written in brackets.
     public init(url: String) throws(ListenerConfigurationError) {
-        guard let schemeEnd = url.range(of: "://") else { throw .init(url, "expected SCHEME://HOST:PORT") }
+        guard let schemeEnd = url.firstRange(of: "://") else { throw .init(url, "expected SCHEME://HOST:PORT") }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         guard let transport = Transport(rawValue: scheme) else {
             throw .init(url, "unknown transport '\(scheme)' (mqtt, mqtts, ws or wss)")
