@@ -126,38 +126,35 @@ public struct AccessControlList: Sendable, Hashable {
                 filled.append(CompiledRule(pattern.access, filter))
             }
         }
-        return ClientRules(own: own, patterns: filled)
+        return ClientRules(ordered: own + filled)
     }
 }
 
 /// One client's rules, ready to check topics against.
 public struct ClientRules: Sendable, Hashable {
-    let own: [CompiledRule]
-    let patterns: [CompiledRule]
+    /// The client's own rules, then the filled-in patterns, each with its deny rules first: the first rule
+    /// that matches and decides is the answer.
+    let ordered: [CompiledRule]
 
-    init(own: [CompiledRule], patterns: [CompiledRule]) {
-        self.own = own
-        self.patterns = patterns
+    init(ordered: [CompiledRule]) {
+        self.ordered = ordered
     }
 
     /// Rules granted by topic filter lists (a token's claims): `publish` may be written to, `subscribe` read
     /// from, `all` both. Anything else is denied.
     public init(publish: [String] = [], subscribe: [String] = [], all: [String] = []) {
-        self.own = all.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.readwrite, $0) }
+        self.ordered = all.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.readwrite, $0) }
             + publish.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.write, $0) }
             + subscribe.filter(MQTTTopic.isValidTopicFilter).map { CompiledRule(.read, $0) }
-        self.patterns = []
     }
 
     /// Publishing to or receiving from `topic` (a topic name), or subscribing to `topic` (a filter).
     public func allows(_ action: AccessAction, _ topic: String) -> Bool {
-        for rules in [self.own, self.patterns] {
-            for rule in rules {
-                let applies = action == .subscribe ? rule.covers(topic) : rule.matches(topic)
-                guard applies else { continue }
-                if rule.access == .deny { return false }
-                if rule.access.grants(action) { return true }
-            }
+        for rule in self.ordered {
+            let applies = action == .subscribe ? rule.covers(topic) : rule.matches(topic)
+            guard applies else { continue }
+            if rule.access == .deny { return false }
+            if rule.access.grants(action) { return true }
         }
         return false
     }
