@@ -136,6 +136,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "With --jwt-key or --jwt-jwks: the audience a token's aud claim must name.")
     var jwtAudience: String?
 
+    @OptionGroup(title: "HTTP callout") var http: HTTPCalloutOptions
+
     @Option(
         name: .long,
         help: """
@@ -172,6 +174,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var storage: StorageOptions
 
     func validate() throws {
+        if http.httpAuthUrl != nil, jwtKey != nil || jwtJwks != nil {
+            throw ValidationError("--http-auth-url and --jwt-key/--jwt-jwks each decide CONNECTs: choose one")
+        }
         guard maxPacketSize >= 16 else { throw ValidationError("--max-packet-size must be at least 16 bytes") }
         guard receiveMaximum >= 1 else { throw ValidationError("--receive-maximum must be at least 1") }
         guard maxInflight >= 1, maxInflight <= 65535 else {
@@ -265,6 +270,10 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+        if let authenticator = http.authenticator {
+            configuration.broker.externalAuthenticator = authenticator
+        }
+        configuration.broker.externalAuthorizer = http.authorizer(logger: logger)
         // With authenticated users, one user's client id cannot be taken over by another.
         configuration.broker.sessionsBelongToTheirUser =
             passwords != nil || listeners.tlsSettings?.useIdentityAsUsername == true
@@ -317,6 +326,17 @@ struct Serve: AsyncParsableCommand {
             logger.notice(
                 "Loaded ACL file",
                 metadata: ["file": "\(aclFile)", "users": "\(accessRules.userRules.count)", "patterns": "\(accessRules.patterns.count)"]
+            )
+        }
+        if http.httpAuthUrl != nil || http.httpAclUrl != nil {
+            logger.notice(
+                "HTTP callout",
+                metadata: [
+                    "connect": "\(http.httpAuthUrl ?? "-")",
+                    "acl": "\(http.httpAclUrl ?? "-")",
+                    "timeout_s": "\(http.httpTimeout)",
+                    "cache_s": "\(http.httpCacheSeconds)",
+                ]
             )
         }
         if let tls {

@@ -44,7 +44,8 @@ struct ConnectionTimerTests {
             #expect(try await silent.next(timeout: .seconds(4)) == nil)
             let elapsed = clock.now - connected
             #expect(elapsed >= .milliseconds(1500), "closed after \(elapsed)")
-            #expect(elapsed < .milliseconds(2500), "closed after \(elapsed)")
+            // Generous: the suite runs its tests in parallel on as few as two cores.
+            #expect(elapsed < .milliseconds(3500), "closed after \(elapsed)")
 
             guard case .publish(let publish) = try await subscriber.next() else { Issue.record("no will"); return }
             #expect(publish.topic == "will/silent")
@@ -86,7 +87,7 @@ struct ConnectionTimerTests {
             #expect(try await client.next(timeout: .seconds(3)) == nil)
             let elapsed = clock.now - started
             #expect(elapsed >= .milliseconds(500), "closed after \(elapsed)")
-            #expect(elapsed < .milliseconds(1500), "closed after \(elapsed)")
+            #expect(elapsed < .milliseconds(2500), "closed after \(elapsed)")
         }
     }
 

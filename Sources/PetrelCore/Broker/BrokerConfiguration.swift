@@ -77,6 +77,10 @@ public struct BrokerConfiguration: Sendable {
     public var loginThrottle: LoginThrottle? = LoginThrottle()
     /// Who may publish, subscribe and receive where; nil lets every client do everything.
     public var authorizer: (any Authorizer)? = nil
+    /// Access checks whose answer takes I/O (an HTTP callout), asked after `authorizer` allows, for each PUBLISH
+    /// topic, SUBSCRIBE filter and will topic; the engine asks (`ConnectionActions.authorizationRequests`), the
+    /// server resolves and answers. Deliveries follow from the subscribe check. Default nil.
+    public var externalAuthorizer: (any ExternalAuthorizer)? = nil
 
     /// How a shared subscription group picks the member that receives a message. Default round robin.
     public var sharedSubscriptionStrategy: SharedSubscriptionStrategy = .roundRobin

@@ -27,6 +27,10 @@ public struct ConnectionActions {
     /// these credentials and passes its verdict to `externalAuthenticationDecided(_:now:)`, handing the machine
     /// no other packet meanwhile.
     public var authenticationRequest: ConnectCredentials?
+    /// When set, a packet (or the CONNECT, for its will topic) waits for `BrokerConfiguration.externalAuthorizer`:
+    /// the server asks it these, and passes the answers, in this order, to `externalAuthorizationDecided(_:now:)`,
+    /// handing the machine no other packet meanwhile.
+    public var authorizationRequests: [AuthorizationRequest]?
 
     public init(
         outbound: [OutboundPacket] = [],

@@ -50,6 +50,8 @@ public struct ConnectionStateMachine {
         /// The subscribers of the topic this client last published to; made at its first PUBLISH.
         var routeCache: RouteCache?
 
+        var identity: ClientIdentity { ClientIdentity(clientIdentifier: self.clientIdentifier, username: self.user) }
+
         init(
             version: ProtocolVersion,
             clientIdentifier: String,
@@ -104,9 +106,44 @@ public struct ConnectionStateMachine {
         }
     }
 
-    /// True while a CONNECT waits for an external authenticator: the server hands the machine no packet until
-    /// it has passed the verdict to `externalAuthenticationDecided(_:now:)`.
-    public var isAwaitingAuthenticationDecision: Bool { self.awaitingDecision != nil }
+    /// The packet (or CONNECT) waiting for an `ExternalAuthorizer`'s answers, which the server resolves.
+    private var awaitingAuthorization: AwaitingAuthorization?
+    /// While a packet that waited is handled again: the answers to its questions, by action and topic (not by
+    /// client identity: a CONNECT handled again may be assigned another client identifier).
+    private var externalAnswers: [AuthorizationQuestion: Bool]?
+
+    private struct AuthorizationQuestion: Hashable {
+        var action: AccessAction
+        var topic: String
+    }
+
+    private final class AwaitingAuthorization {
+        enum Work {
+            case packet(MQTTPacket)
+            case connect(
+                MQTTPacket.Connect,
+                user: String?,
+                credentials: ConnectCredentials,
+                authentication: (state: EnhancedAuthentication, data: [UInt8]?)?,
+                grantedRules: ClientRules?
+            )
+        }
+
+        let work: Work
+        let requests: [AuthorizationRequest]
+
+        init(work: Work, requests: [AuthorizationRequest]) {
+            self.work = work
+            self.requests = requests
+        }
+    }
+
+    /// True while a CONNECT waits for an external authenticator, or a packet for an external authorizer: the
+    /// server hands the machine no packet until it has passed the verdict to `externalAuthenticationDecided`
+    /// or the answers to `externalAuthorizationDecided`.
+    public var isAwaitingDecision: Bool {
+        self.phase != .closed && (self.awaitingDecision != nil || self.awaitingAuthorization != nil)
+    }
 
     /// Where a connection's user name comes from.
     public enum TransportUser: Sendable, Hashable {
@@ -271,6 +308,7 @@ public struct ConnectionStateMachine {
             self.phase = .closed
             self.pendingConnect = nil
             self.awaitingDecision = nil
+            self.awaitingAuthorization = nil
             return ConnectionActions(
                 close: true,
                 logs: [self.log(.warning, "Invalid packet before CONNECT", ["mqtt.reason_code": "\(reason)", "error": "\(error)"])]
@@ -323,6 +361,7 @@ public struct ConnectionStateMachine {
             self.phase = .closed
             self.pendingConnect = nil
             self.awaitingDecision = nil
+            self.awaitingAuthorization = nil
             return ConnectionActions(close: true, logs: [self.log(.info, "No CONNECT within the connect timeout")])
         case .connected:
             guard let context = self.context, context.keepAlive > 0 else { return ConnectionActions() }
@@ -349,6 +388,7 @@ public struct ConnectionStateMachine {
             self.phase = .closed
             self.pendingConnect = nil
             self.awaitingDecision = nil
+            self.awaitingAuthorization = nil
             return ConnectionActions()
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -374,6 +414,7 @@ public struct ConnectionStateMachine {
             self.phase = .closed
             self.pendingConnect = nil
             self.awaitingDecision = nil
+            self.awaitingAuthorization = nil
             return ConnectionActions(close: true)
         case .connected:
             guard let context = self.context else { return ConnectionActions() }
@@ -649,6 +690,24 @@ public struct ConnectionStateMachine {
             self.broker.counters.publishesDenied.wrappingAdd(1, ordering: .relaxed)
             return self.refuseConnect(.notAuthorized, "the access rules do not allow the will topic")
         }
+        if let willTopic = will?.topic, let authorizer = configuration.externalAuthorizer {
+            let request = AuthorizationRequest(
+                identity: ClientIdentity(clientIdentifier: clientIdentifier, username: user),
+                action: .publish,
+                topic: willTopic
+            )
+            guard let allowed = self.externalDecision(request, authorizer, now: now) else {
+                self.phase = .authenticating
+                return self.waitForAuthorization(
+                    .connect(connect, user: user, credentials: credentials, authentication: authentication, grantedRules: grantedRules),
+                    asking: [request]
+                )
+            }
+            if !allowed {
+                self.broker.counters.publishesDenied.wrappingAdd(1, ordering: .relaxed)
+                return self.refuseConnect(.notAuthorized, "the external authorizer does not allow the will topic")
+            }
+        }
 
         if configuration.sessionsBelongToTheirUser, self.broker.sessionBelongsToAnotherUser(clientIdentifier, than: user) {
             return self.refuseConnect(.notAuthorized, "the client identifier's session belongs to another user")
@@ -831,15 +890,61 @@ public struct ConnectionStateMachine {
                 grantedRules: verdict.rules,
                 now: now
             )
+        case .refuse(.serverUnavailable):
+            // The authenticator could not decide (its service did not answer): not a failed login.
+            return self.refuseConnect(.serverUnavailable, verdict.reason ?? "the authenticator could not decide")
         case .refuse(let reason):
             return self.refuseLogin(reason, verdict.reason ?? "authentication failed", now: now)
         }
     }
 
+    /// The answers of an `ExternalAuthorizer` to `ConnectionActions.authorizationRequests`, in their order: the
+    /// packet that waited is handled again with them (a missing answer denies).
+    public mutating func externalAuthorizationDecided(_ answers: [Bool], now: NIODeadline) -> ConnectionActions {
+        guard let waiting = self.awaitingAuthorization else { return ConnectionActions() }
+        self.awaitingAuthorization = nil
+        var known: [AuthorizationQuestion: Bool] = [:]
+        for (index, request) in waiting.requests.enumerated() {
+            known[AuthorizationQuestion(action: request.action, topic: request.topic)] = index < answers.count && answers[index]
+        }
+        self.externalAnswers = known
+        defer { self.externalAnswers = nil }
+        switch waiting.work {
+        case .packet(let packet):
+            guard self.phase == .connected else { return ConnectionActions() }
+            return self.receive(packet, now: now)
+        case .connect(let connect, let user, let credentials, let authentication, let grantedRules):
+            guard self.phase == .authenticating else { return ConnectionActions() }
+            return self.acceptConnect(
+                connect,
+                user: user,
+                credentials: credentials,
+                authentication: authentication,
+                grantedRules: grantedRules,
+                now: now
+            )
+        }
+    }
+
+    /// The external authorizer's answer: one the server brought for the packet handled again, else a cached
+    /// one; nil to ask. A packet handled again never waits twice: what it has no answer for is denied.
+    private func externalDecision(_ request: AuthorizationRequest, _ authorizer: any ExternalAuthorizer, now: NIODeadline) -> Bool? {
+        guard let answers = self.externalAnswers else { return authorizer.cachedDecision(request, now: now) }
+        return answers[AuthorizationQuestion(action: request.action, topic: request.topic)]
+            ?? authorizer.cachedDecision(request, now: now) ?? false
+    }
+
+    private mutating func waitForAuthorization(_ work: AwaitingAuthorization.Work, asking requests: [AuthorizationRequest]) -> ConnectionActions {
+        self.awaitingAuthorization = AwaitingAuthorization(work: work, requests: requests)
+        var actions = ConnectionActions()
+        actions.authorizationRequests = requests
+        return actions
+    }
+
     /// A packet while the CONNECT's exchange is in progress: only AUTH and DISCONNECT are allowed
     /// [MQTT-3.1.2-30]; anything else is a protocol error (CONNACK 0x82, close).
     private mutating func continueConnectAuthentication(_ packet: MQTTPacket, now: NIODeadline) -> ConnectionActions {
-        if self.awaitingDecision != nil {
+        if self.awaitingDecision != nil || self.awaitingAuthorization != nil {
             // The server holds packets back until the verdict; one that arrives anyway cannot be ordered.
             return self.refuseConnect(.protocolError, "\(packet.type) while the CONNECT awaits its authentication")
         }
@@ -861,6 +966,7 @@ public struct ConnectionStateMachine {
             self.phase = .closed
             self.pendingConnect = nil
             self.awaitingDecision = nil
+            self.awaitingAuthorization = nil
             return ConnectionActions(close: true, logs: [self.log(.info, "Client disconnected during authentication")])
         default:
             return self.refuseConnect(.protocolError, "\(packet.type) before CONNACK during authentication")
@@ -953,7 +1059,10 @@ public struct ConnectionStateMachine {
     private mutating func handlePublish(_ publish: MQTTPacket.Publish, context: Context, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
         let v5 = context.version.isV5
-        if configuration.maximumPublishRate > 0, !context.publishRate.take(now: now, rate: configuration.maximumPublishRate) {
+        // A PUBLISH handled again after its authorization was counted when it arrived.
+        if configuration.maximumPublishRate > 0, self.externalAnswers == nil,
+            !context.publishRate.take(now: now, rate: configuration.maximumPublishRate)
+        {
             self.broker.counters.clientsDisconnectedPublishRate.wrappingAdd(1, ordering: .relaxed)
             return self.protocolViolation(
                 .messageRateTooHigh,
@@ -1003,6 +1112,13 @@ public struct ConnectionStateMachine {
         }
         if context.access?.allows(.publish, topic) == false {
             return self.refuseByAccessRules(publish, topic: topic, context: context, now: now)
+        }
+        if let authorizer = configuration.externalAuthorizer {
+            let request = AuthorizationRequest(identity: context.identity, action: .publish, topic: topic)
+            guard let allowed = self.externalDecision(request, authorizer, now: now) else {
+                return self.waitForAuthorization(.packet(.publish(publish)), asking: [request])
+            }
+            if !allowed { return self.refuseByAccessRules(publish, topic: topic, context: context, now: now) }
         }
 
         let message = Message(
@@ -1274,6 +1390,28 @@ public struct ConnectionStateMachine {
 
     private mutating func handleSubscribe(_ subscribe: MQTTPacket.Subscribe, context: Context, now: NIODeadline) -> ConnectionActions {
         let configuration = self.configuration
+        if let authorizer = configuration.externalAuthorizer {
+            // Every filter the external authorizer has no answer for is asked about first, together.
+            var unknown: [AuthorizationRequest] = []
+            for requested in subscribe.subscriptions {
+                let filter: String
+                switch MQTTTopic.parseSharedSubscription(requested.filter) {
+                case .shared(_, let shared): filter = shared
+                case .notShared: filter = requested.filter
+                case .invalid: continue
+                }
+                guard MQTTTopic.isValidTopicFilter(requested.filter), self.topicLimitExceeded(requested.filter) == nil else {
+                    continue
+                }
+                let request = AuthorizationRequest(identity: context.identity, action: .subscribe, topic: filter)
+                if self.externalDecision(request, authorizer, now: now) == nil, !unknown.contains(request) {
+                    unknown.append(request)
+                }
+            }
+            if !unknown.isEmpty {
+                return self.waitForAuthorization(.packet(.subscribe(subscribe)), asking: unknown)
+            }
+        }
         let v5 = context.version.isV5
         let identifier = v5 ? subscribe.properties.subscriptionIdentifiers.first : nil
         var reasonCodes: [ReasonCode] = []
@@ -1321,7 +1459,15 @@ public struct ConnectionStateMachine {
                 continue
             }
             // A filter wider than what the client may read is refused; a shared one by the filter it shares.
-            if context.access?.allows(.subscribe, topicFilter) == false {
+            if context.access?.allows(.subscribe, topicFilter) == false
+                || configuration.externalAuthorizer.map({
+                    self.externalDecision(
+                        AuthorizationRequest(identity: context.identity, action: .subscribe, topic: topicFilter),
+                        $0,
+                        now: now
+                    ) != true
+                }) == true
+            {
                 reasonCodes.append(v5 ? .notAuthorized : .unspecifiedError)
                 deniedFilters += 1
                 continue

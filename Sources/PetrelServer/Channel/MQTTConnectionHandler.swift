@@ -59,6 +59,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     /// Decides CONNECTs whose verdict takes I/O (`BrokerConfiguration.externalAuthenticator`).
     private let externalAuthenticator: (any ExternalAuthenticator)?
+    /// Decides access checks whose answer takes I/O (`BrokerConfiguration.externalAuthorizer`).
+    private let externalAuthorizer: (any ExternalAuthorizer)?
     /// Hibernation when idle; nil when off, and for connections that are not plain TCP.
     var hibernation: HibernationController?
 
@@ -78,6 +80,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         self.outboundHeadroom = outboundHeadroom
         self.slot = slot
         self.externalAuthenticator = broker.configuration.externalAuthenticator
+        self.externalAuthorizer = broker.configuration.externalAuthorizer
         let now = NIODeadline.now()
         if socket >= 0, let hibernation {
             self.hibernation = HibernationController(settings: hibernation, socket: socket, now: now)
@@ -149,10 +152,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         process(&bytes, now: now, context: context)
     }
 
-    /// Hands the packets in `bytes` to the engine, until a CONNECT waits for an external authenticator; what
-    /// is left waits in `partial`.
+    /// Hands the packets in `bytes` to the engine, until one waits for an external authenticator or authorizer;
+    /// what is left waits in `partial`.
     private func process(_ bytes: inout ByteBuffer, now: NIODeadline, context: ChannelHandlerContext) {
-        while !closing, !machine.isAwaitingAuthenticationDecision, let packet = parse(&bytes, now: now, context: context) {
+        while !closing, !machine.isAwaitingDecision, let packet = parse(&bytes, now: now, context: context) {
             receive(packet, now: now, context: context)
         }
         if !closing, bytes.readableBytes > 0 {
@@ -235,9 +238,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     // MARK: - Outbound flow control
 
     func read(context: ChannelHandlerContext) {
-        // Nothing more is read while a CONNECT waits for its verdict: the client's next packets wait in the
+        // Nothing more is read while a packet waits for its verdict: the client's next packets wait in the
         // socket, not in memory here.
-        if context.channel.isWritable, !machine.isAwaitingAuthenticationDecision {
+        if context.channel.isWritable, !machine.isAwaitingDecision {
             context.read()
         } else {
             readDeferred = true
@@ -250,7 +253,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
                 deliveryDeferred = false
                 deliverPending()
             }
-            if readDeferred {
+            if readDeferred, !machine.isAwaitingDecision {
                 readDeferred = false
                 context.read()
             }
@@ -314,6 +317,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// waiting for the store. Only then may the connection give its channel up.
     var isIdleOnTheWire: Bool {
         partial == nil && held.isEmpty && gathered == nil && !needsFlush && !deliveryDeferred && !readDeferred
+            && !machine.isAwaitingDecision
     }
 
     /// The connection is gone without its channel closing (a hibernating one that could not wake): the engine
@@ -348,6 +352,9 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         if let credentials = actions.authenticationRequest {
             askExternalAuthenticator(credentials, context: context)
         }
+        if let requests = actions.authorizationRequests {
+            askExternalAuthorizer(requests, context: context)
+        }
         if let ticket = actions.commit {
             hold(actions.outbound, until: ticket, context: context)
         } else if !held.queueBehind(actions.outbound) {
@@ -373,19 +380,48 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func externalVerdict(_ verdict: AuthenticationVerdict) {
-        guard let context, !closing, machine.isAwaitingAuthenticationDecision else { return }
+        guard let context, !closing, machine.isAwaitingDecision else { return }
         let now = NIODeadline.now()
+        let wasConnected = machine.isConnected
         perform(machine.externalAuthenticationDecided(verdict, now: now), context: context)
-        if !closing, machine.isConnected {
+        resume(wasConnected: wasConnected, now: now, context: context)
+    }
+
+    /// Resolves an external authorizer's answers off the event loop and passes them back on it.
+    private func askExternalAuthorizer(_ requests: [AuthorizationRequest], context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        guard let authorizer = externalAuthorizer else {
+            // Not reached: the engine asks only when one is configured. Denied rather than left waiting.
+            let answers = [Bool](repeating: false, count: requests.count)
+            loop.execute { bound.value.externalAnswers(answers) }
+            return
+        }
+        Task {
+            let answers = await authorizer.decide(all: requests)
+            loop.execute { bound.value.externalAnswers(answers) }
+        }
+    }
+
+    private func externalAnswers(_ answers: [Bool]) {
+        guard let context, !closing, machine.isAwaitingDecision else { return }
+        let now = NIODeadline.now()
+        let wasConnected = machine.isConnected
+        perform(machine.externalAuthorizationDecided(answers, now: now), context: context)
+        resume(wasConnected: wasConnected, now: now, context: context)
+    }
+
+    /// After a verdict: the packets the client sent after the one that waited, and reading again.
+    private func resume(wasConnected: Bool, now: NIODeadline, context: ChannelHandlerContext) {
+        if !wasConnected, !closing, machine.isConnected {
             connections.setDeadline(nextDeadline(now: now), for: self)
         }
-        // What the client sent after its CONNECT.
-        if !closing, var rest = partial.take() {
+        if !closing, !machine.isAwaitingDecision, var rest = partial.take() {
             process(&rest, now: now, context: context)
         }
         flushIfNeeded(context: context)
         fireWakes(on: context.eventLoop)
-        if readDeferred, !closing, context.channel.isWritable {
+        if readDeferred, !closing, !machine.isAwaitingDecision, context.channel.isWritable {
             readDeferred = false
             context.read()
         }

@@ -28,7 +28,7 @@ struct ExternalAuthenticatorTests {
         #expect(asked.outbound.isEmpty)
         #expect(asked.authenticationRequest?.username == "alice")
         #expect(asked.authenticationRequest?.clientIdentifier == "device-7")
-        #expect(client.machine.isAwaitingAuthenticationDecision)
+        #expect(client.machine.isAwaitingDecision)
         let verdict = AuthenticationVerdict(
             decision: .accept(user: "alice"),
             rules: ClientRules(publish: ["devices/device-7/#"], subscribe: ["commands/device-7"])
@@ -36,7 +36,7 @@ struct ExternalAuthenticatorTests {
         let answered = client.machine.externalAuthenticationDecided(verdict, now: at(1))
         #expect(connack(answered)?.reasonCode == .success)
         #expect(client.machine.authenticatedUser == "alice")
-        #expect(!client.machine.isAwaitingAuthenticationDecision)
+        #expect(!client.machine.isAwaitingDecision)
         func ack(_ actions: ConnectionActions) -> ReasonCode? {
             for case .puback(let ack) in actions.nonPublishPackets { return ack.reasonCode }
             return nil
