@@ -31,24 +31,41 @@ if [ "${#missing[@]}" -gt 0 ]; then
     python3 -m pip install --quiet "${missing[@]}"
 fi
 
-echo "==> swift build"
+# Each stage's time, printed at the end, to keep the whole run short.
+stage_name=""
+stage_start=$SECONDS
+timings=()
+stage() {
+    [ -n "$stage_name" ] && timings+=("$(printf '%5d s  %s' $((SECONDS - stage_start)) "$stage_name")")
+    stage_name=$1
+    stage_start=$SECONDS
+    [ -z "$1" ] || echo "==> $1"
+}
+report_timings() {
+    stage ""
+    echo "==> time per stage"
+    printf '%s\n' "${timings[@]}"
+}
+trap report_timings EXIT
+
+stage "swift build"
 swift build
 
-echo "==> swift test"
+stage "swift test"
 swift test
 
 bin_path="$(swift build --show-bin-path)"
-echo "==> load generator smoke run (about a second)"
+stage "load generator smoke run (about a second)"
 PETREL_BENCH="${bin_path}/petrel-bench" scripts/bench-smoke.sh "${bin_path}/petrel"
 
 # Hostile input is also sent to the optimised build that users run (interop/test_17_hostile_input.py).
 # libFuzzer over the packet decoder and the connection state machine, briefly (longer: scripts/fuzz.sh).
-echo "==> fuzzing (${FUZZ_SECONDS:-20} s per target)"
+stage "fuzzing (${FUZZ_SECONDS:-20} s per target)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
 
-echo "==> swift build -c release --product petrel"
+stage "swift build -c release --product petrel"
 swift build -c release --product petrel
 release_path="$(swift build -c release --show-bin-path)"
 
-echo "==> interop suite against ${bin_path}/petrel (and ${release_path}/petrel for hostile input)"
+stage "interop suite against ${bin_path}/petrel (and ${release_path}/petrel for hostile input)"
 PETREL_BIN="${bin_path}/petrel" PETREL_RELEASE_BIN="${release_path}/petrel" python3 -m pytest interop -q "$@"
