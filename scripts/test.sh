@@ -14,10 +14,10 @@ as_root() {
     fi
 }
 
-if ! command -v mosquitto_pub >/dev/null 2>&1; then
-    echo "==> installing mosquitto-clients"
+if ! command -v mosquitto_pub >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+    echo "==> installing mosquitto-clients, mosquitto and curl"
     as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto-clients mosquitto
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto-clients mosquitto curl
 fi
 
 missing=()
@@ -26,6 +26,7 @@ python3 -c 'import pytest' 2>/dev/null || missing+=("pytest")
 python3 -c 'import pytest_timeout' 2>/dev/null || missing+=("pytest-timeout")
 python3 -c 'import jwt' 2>/dev/null || missing+=("PyJWT>=2")
 python3 -c 'import cryptography' 2>/dev/null || missing+=("cryptography")
+python3 -c 'import prometheus_client' 2>/dev/null || missing+=("prometheus-client")
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing python modules: ${missing[*]}"
     python3 -m pip install --quiet "${missing[@]}"

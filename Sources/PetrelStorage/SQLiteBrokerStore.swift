@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GRDB
+import Metrics
 import MQTTWire
 import NIOCore
 import PetrelCore
@@ -49,6 +50,8 @@ public final class SQLiteBrokerStore: BrokerStore {
     private let wakeWriter = DispatchSemaphore(value: 0)
     private let writerStopped = DispatchSemaphore(value: 0)
     private let onError: @Sendable (String) -> Void
+    /// How long each batch commit takes (the metric `petrel_storage_commit_seconds`, through swift-metrics).
+    private let commitDuration: Metrics.Timer
     /// Mirrors `pending.count` (written under the lock) so a full batch can be noticed without taking it again.
     private let pendingCount = Atomic<Int>(0)
     /// Set when a full batch woke the writer; cleared when the writer takes the batch.
@@ -112,6 +115,7 @@ public final class SQLiteBrokerStore: BrokerStore {
         self.path = path
         self.configuration = configuration
         self.onError = onError
+        self.commitDuration = Metrics.Timer(label: "petrel_storage_commit_seconds", preferredDisplayUnit: .seconds)
         self.database = try Self.open(path: path, durability: configuration.durability)
         var state = WriterState()
         let snapshot = try Self.load(self.database, into: &state)
@@ -435,6 +439,9 @@ public final class SQLiteBrokerStore: BrokerStore {
                     for operation in batch { try Self.apply(operation, db) }
                     return try Self.databaseSize(db)
                 }
+                self.commitDuration.recordNanoseconds(
+                    Int64(DispatchTime.now().uptimeNanoseconds - lastCommit.uptimeNanoseconds)
+                )
                 retryDelay = 0
                 let ready: [Waiter] = self.state.withLock { state in
                     state.committed = upTo

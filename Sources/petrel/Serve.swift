@@ -1,9 +1,11 @@
 import ArgumentParser
 import Logging
 import NIOCore
+import PetrelAdmin
 import PetrelCore
 import PetrelServer
 import PetrelStorage
+import Prometheus
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -173,6 +175,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var storage: StorageOptions
 
+    @OptionGroup(title: "Operations") var admin: AdminOptions
+
     func validate() throws {
         if http.httpAuthUrl != nil, jwtKey != nil || jwtJwks != nil {
             throw ValidationError("--http-auth-url and --jwt-key/--jwt-jwks each decide CONNECTs: choose one")
@@ -216,6 +220,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "petrel")
+        let registry = PrometheusCollectorRegistry()
+        if admin.configuration != nil { AdminOptions.bootstrapMetrics(into: registry) }
         // A bad password or ACL file stops the start with a clear error.
         let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
         let accessRules = try aclFile.map { try AccessControlFileIO.load($0) }
@@ -387,8 +393,23 @@ struct Serve: AsyncParsableCommand {
         )
         defer { sqlite?.close() }
         let server = MQTTServer(configuration: configuration, broker: broker, tls: tls, logger: logger)
+        // Stopped in reverse order: the HTTP listener last, so /ready answers 503 while clients are let go.
+        var services: [any Service] = []
+        if let adminConfiguration = admin.configuration {
+            services.append(
+                AdminServer(
+                    configuration: adminConfiguration,
+                    broker: broker,
+                    server: server,
+                    registry: registry,
+                    version: Petrel.version,
+                    logger: logger
+                )
+            )
+        }
+        services += [server, ReloadOnHangup(reloads: reloads, logger: logger)]
         let group = ServiceGroup(
-            services: [server, ReloadOnHangup(reloads: reloads, logger: logger)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

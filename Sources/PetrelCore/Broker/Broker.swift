@@ -76,7 +76,11 @@ public final class Broker: Sendable {
     private func load(_ snapshot: BrokerStoreSnapshot, now: NIODeadline) {
         self.retainedIndex.withWriteLock { index in
             for message in snapshot.retained {
-                index.set(topic: message.topic, message: message)
+                let previous = index.set(topic: message.topic, message: message)
+                self.counters.retainedBytes.wrappingAdd(
+                    message.payload.readableBytes - (previous?.payload.readableBytes ?? 0),
+                    ordering: .relaxed
+                )
             }
         }
         for record in snapshot.sessions {
@@ -194,7 +198,8 @@ public final class Broker: Sendable {
             subscriptionsDenied: self.counters.subscriptionsDenied.load(ordering: .relaxed),
             deliveriesDenied: self.counters.deliveriesDenied.load(ordering: .relaxed),
             sessions: self.registry.withLock { $0.sessions.count },
-            retainedMessages: self.retainedIndex.withReadLock { $0.count }
+            retainedMessages: self.retainedIndex.withReadLock { $0.count },
+            retainedBytes: self.counters.retainedBytes.load(ordering: .relaxed)
         )
     }
 
@@ -249,11 +254,14 @@ public final class Broker: Sendable {
         self.purgeExpiredQueued(allSessions, now: now)
         var expiredTopics: [String] = []
         self.retainedIndex.withWriteLock { index in
+            var freed = 0
             index.removeAll { topic, message in
                 guard message.isExpired(at: now) else { return false }
                 expiredTopics.append(topic)
+                freed += message.payload.readableBytes
                 return true
             }
+            self.counters.retainedBytes.wrappingSubtract(freed, ordering: .relaxed)
             for topic in expiredTopics {
                 self.store.retainedRemoved(topic: topic)
             }
@@ -560,11 +568,16 @@ public final class Broker: Sendable {
     private func updateRetained(_ message: Message) {
         self.retainedIndex.withWriteLock { index in
             if message.payload.readableBytes == 0 {
-                if index.set(topic: message.topic, message: nil) != nil {
+                if let previous = index.set(topic: message.topic, message: nil) {
+                    self.counters.retainedBytes.wrappingSubtract(previous.payload.readableBytes, ordering: .relaxed)
                     self.store.retainedRemoved(topic: message.topic)
                 }
             } else {
-                index.set(topic: message.topic, message: message)
+                let previous = index.set(topic: message.topic, message: message)
+                self.counters.retainedBytes.wrappingAdd(
+                    message.payload.readableBytes - (previous?.payload.readableBytes ?? 0),
+                    ordering: .relaxed
+                )
                 self.store.retainedSet(message)
             }
         }

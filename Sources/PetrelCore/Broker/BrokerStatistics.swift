@@ -44,6 +44,8 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var sessions: Int
     /// Retained messages stored.
     public var retainedMessages: Int
+    /// Payload bytes of the retained messages stored.
+    public var retainedBytes: Int = 0
 }
 
 /// The live counters behind `BrokerStatistics`: relaxed atomics, never a lock.
@@ -80,4 +82,6 @@ final class BrokerCounters: Sendable {
     let deliveriesDenied = Atomic<Int>(0)
     let sessions = Atomic<Int>(0)
     let retainedMessages = Atomic<Int>(0)
+    /// Payload bytes of the retained messages, changed under the retained index's write lock.
+    let retainedBytes = Atomic<Int>(0)
 }

@@ -15,8 +15,12 @@ final class EventLoopConnections {
     private var handlers: [MQTTConnectionHandler] = []
     /// When each handler (same index) must be looked at next; `.distantFuture` for never.
     private var deadlines: [NIODeadline] = []
+    /// What this loop's connections receive and send (`TrafficCounters`).
+    let traffic: LoopTraffic
 
-    init() {}
+    init(traffic: LoopTraffic = LoopTraffic()) {
+        self.traffic = traffic
+    }
 
     var count: Int { self.handlers.count }
 

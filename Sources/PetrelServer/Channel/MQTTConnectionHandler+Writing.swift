@@ -25,6 +25,7 @@ extension MQTTConnectionHandler {
         guard let buffer = gathered.take() else { return }
         guard buffer.readableBytes > 0 else { return }
         lastGatheredBytes = max(256, min(buffer.readableBytes, 1 << 16))
+        connections.traffic.bytesOut.add(buffer.readableBytes)
         context.write(wrapOutboundOut(buffer), promise: nil)
         needsFlush = true
     }
@@ -92,12 +93,14 @@ extension MQTTConnectionHandler {
             return
         }
         needsFlush = true
+        connections.traffic.sent(qos: delivery.qos, payloadBytes: payload.readableBytes)
         if payload.readableBytes <= Self.gatherLimit {
             buffer.writeImmutableBuffer(payload)
             gathered = buffer
         } else {
             gathered = buffer
             writeGathered(context: context)
+            connections.traffic.bytesOut.add(payload.readableBytes)
             context.write(wrapOutboundOut(payload), promise: nil)
         }
     }

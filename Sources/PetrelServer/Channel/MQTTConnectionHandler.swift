@@ -63,6 +63,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     private let externalAuthorizer: (any ExternalAuthorizer)?
     /// Hibernation when idle; nil when off, and for connections that are not plain TCP.
     var hibernation: HibernationController?
+    /// The transport of the listener that accepted the connection, for metrics and log lines.
+    let transport: ListenerConfiguration.Transport
+    /// The protocol version this connection is counted under in `connections.traffic` once connected.
+    private var countedVersion: ProtocolVersion?
 
     init(
         broker: Broker,
@@ -75,8 +79,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         transportUser: ConnectionStateMachine.TransportUser = .fromConnect,
         outboundHeadroom: Int = 0,
         slot: ConnectionSlot? = nil,
+        transport: ListenerConfiguration.Transport = .mqtt,
         logger: Logger
     ) {
+        self.transport = transport
         self.outboundHeadroom = outboundHeadroom
         self.slot = slot
         self.externalAuthenticator = broker.configuration.externalAuthenticator
@@ -131,6 +137,10 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
         lingerTimeout = nil
         connections.remove(self)
         slot?.release()
+        if let countedVersion {
+            connections.traffic.connected[LoopTraffic.slot(transport, countedVersion)].add(-1)
+            self.countedVersion = nil
+        }
         hibernation?.settings.channelFreed()
         perform(machine.connectionClosed(now: .now()), context: context)
         fireWakes(on: context.eventLoop)
@@ -143,6 +153,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         var bytes = unwrapInboundIn(data)
+        connections.traffic.bytesIn.add(bytes.readableBytes)
         if var buffered = partial.take() {
             buffered.writeBuffer(&bytes)
             bytes = buffered
@@ -199,12 +210,24 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func receive(_ packet: MQTTPacket, now: NIODeadline, context: ChannelHandlerContext) {
+        if case .publish(let publish) = packet {
+            connections.traffic.received(qos: publish.qos, payloadBytes: publish.payload.readableBytes)
+        }
         let wasConnected = machine.isConnected
         perform(machine.receive(packet, now: now), context: context)
         // The CONNACK may follow the CONNECT or, with enhanced authentication, the last AUTH. Later packets
         // move the keep-alive deadline within the engine; the connection looks at it when the old one passes.
         if !wasConnected, !closing, machine.isConnected {
-            connections.setDeadline(nextDeadline(now: now), for: self)
+            becameConnected(now: now)
+        }
+    }
+
+    /// The CONNACK accepted the client: its keep-alive deadline, and its place in the traffic counters.
+    private func becameConnected(now: NIODeadline) {
+        connections.setDeadline(nextDeadline(now: now), for: self)
+        if countedVersion == nil, let version = machine.protocolVersion {
+            countedVersion = version
+            connections.traffic.connected[LoopTraffic.slot(transport, version)].add(1)
         }
     }
 
@@ -414,7 +437,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     /// After a verdict: the packets the client sent after the one that waited, and reading again.
     private func resume(wasConnected: Bool, now: NIODeadline, context: ChannelHandlerContext) {
         if !wasConnected, !closing, machine.isConnected {
-            connections.setDeadline(nextDeadline(now: now), for: self)
+            becameConnected(now: now)
         }
         if !closing, !machine.isAwaitingDecision, var rest = partial.take() {
             process(&rest, now: now, context: context)

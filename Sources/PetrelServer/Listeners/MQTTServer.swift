@@ -1,10 +1,12 @@
 import Logging
+import Metrics
 import MQTTWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PetrelCore
 import ServiceLifecycle
+import Synchronization
 
 /// The MQTT broker as a `Service`: its listeners on a multi-threaded event loop group (one loop per core by
 /// default), the engine's timer, and a graceful shutdown that says goodbye to every client.
@@ -20,6 +22,11 @@ public final class MQTTServer: Service {
     public let tls: TLSContextStore?
     private let logger: Logger
     private let boundAddresses = AsyncStreamBox()
+    /// What the connections received and sent, per event loop.
+    public let traffic: TrafficCounters
+    private let phase = Atomic<UInt8>(Phase.starting.rawValue)
+    /// Bounds on open connections; nil when none is set.
+    private let limits: ConnectionLimits?
     #if os(Linux)
     private let currentPark = NIOLockedValueBox<ConnectionPark?>(nil)
     #endif
@@ -30,7 +37,31 @@ public final class MQTTServer: Service {
         self.broker = broker ?? Broker(configuration: configuration.broker, now: .now())
         self.tls = tls
         self.logger = logger
+        self.traffic = TrafficCounters(loops: configuration.eventLoopThreads)
+        self.limits =
+            configuration.maximumConnections > 0 || configuration.maximumConnectionsPerAddress > 0
+            ? ConnectionLimits(
+                maximumConnections: configuration.maximumConnections,
+                maximumPerAddress: configuration.maximumConnectionsPerAddress,
+                logger: logger
+            ) : nil
     }
+
+    /// Connections closed on arrival because `maximumConnections` or `maximumConnectionsPerAddress` was reached.
+    public var connectionsRefusedByLimits: Int { limits?.refused ?? 0 }
+
+    /// Where the server is in its life, for readiness probes.
+    public enum Phase: UInt8, Sendable {
+        /// Binding its listeners.
+        case starting
+        /// Every listener is bound: clients are served.
+        case ready
+        /// A graceful shutdown has begun: no new connections.
+        case stopping
+        case stopped
+    }
+
+    public var currentPhase: Phase { Phase(rawValue: phase.load(ordering: .acquiring)) ?? .stopped }
 
     /// Runs until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
     public func run() async throws {
@@ -38,17 +69,30 @@ public final class MQTTServer: Service {
         let loops = Array(group.makeIterator())
         let broker = self.broker
         let logger = self.logger
+        let traffic = self.traffic
         let connections = Dictionary(
-            uniqueKeysWithValues: loops.map { loop in
-                (ObjectIdentifier(loop), NIOLoopBoundBox.makeBoxSendingValue(EventLoopConnections(), eventLoop: loop))
+            uniqueKeysWithValues: loops.enumerated().map { index, loop in
+                (
+                    ObjectIdentifier(loop),
+                    NIOLoopBoundBox.makeBoxSendingValue(
+                        EventLoopConnections(traffic: traffic.loops[index % traffic.loops.count]),
+                        eventLoop: loop
+                    )
+                )
             }
         )
         // One repeating task per loop looks at the connections whose connect timeout or keep alive may have run out.
+        // How late it runs is the loop's lag: the time a ready event waits behind the work in front of it.
         let interval = configuration.connectionTimeoutCheckInterval
+        let lag = Metrics.Timer(label: "petrel_event_loop_lag_seconds", preferredDisplayUnit: .seconds)
         let checks = loops.map { loop in
             let box = connections[ObjectIdentifier(loop)]!
+            let previous = NIOLoopBoundBox.makeBoxSendingValue(NIODeadline.now(), eventLoop: loop)
             return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                box.value.checkDeadlines(now: .now())
+                let now = NIODeadline.now()
+                lag.recordNanoseconds(max(0, (now - previous.value - interval).nanoseconds))
+                previous.value = now
+                box.value.checkDeadlines(now: now)
             }
         }
         // Sessions that expired and delayed wills that came due while the broker was down are dealt with before
@@ -63,12 +107,7 @@ public final class MQTTServer: Service {
             connections: connections,
             maximumPacketSize: Int(configuration.broker.maximumPacketSize),
             channelOptions: channelOptions,
-            limits: configuration.maximumConnections > 0 || configuration.maximumConnectionsPerAddress > 0
-                ? ConnectionLimits(
-                    maximumConnections: configuration.maximumConnections,
-                    maximumPerAddress: configuration.maximumConnectionsPerAddress,
-                    logger: logger
-                ) : nil,
+            limits: limits,
             logger: logger
         )
         let listeners = configuration.allListeners
@@ -125,9 +164,11 @@ public final class MQTTServer: Service {
             #endif
             for check in checks { check.cancel() }
             try? await group.shutdownGracefully()
+            phase.store(Phase.stopped.rawValue, ordering: .releasing)
             throw error
         }
 
+        phase.store(Phase.ready.rawValue, ordering: .releasing)
         let ticker = group.next().scheduleRepeatedTask(
             initialDelay: configuration.brokerTickInterval,
             delay: configuration.brokerTickInterval
@@ -137,6 +178,7 @@ public final class MQTTServer: Service {
 
         // Wait for the signal to stop, then stop accepting, say goodbye and wait (bounded) for clients to go.
         try? await gracefulShutdown()
+        phase.store(Phase.stopping.rawValue, ordering: .releasing)
         logger.notice("Shutting down")
         ticker.cancel()
         for channel in boundChannels { try? await channel.close() }
@@ -158,6 +200,7 @@ public final class MQTTServer: Service {
         #endif
         broker.shutdown(now: .now())
         try await group.shutdownGracefully()
+        phase.store(Phase.stopped.rawValue, ordering: .releasing)
         logger.notice("Stopped")
     }
 
@@ -241,6 +284,7 @@ public final class MQTTServer: Service {
                             to: channel,
                             socket: -1,
                             hibernation: nil,
+                            transport: pipeline.transport,
                             outboundHeadroom: pipeline.outboundHeadroom
                         )
                     }
@@ -286,6 +330,7 @@ private struct ConnectionFactory: Sendable {
         to channel: any Channel,
         socket: CInt,
         hibernation: ConnectionHibernation?,
+        transport: ListenerConfiguration.Transport = .mqtt,
         outboundHeadroom: Int = 0
     ) throws {
         guard let loopConnections = connections[ObjectIdentifier(channel.eventLoop)]?.value else {
@@ -318,6 +363,7 @@ private struct ConnectionFactory: Sendable {
             transportUser: transportUser,
             outboundHeadroom: outboundHeadroom,
             slot: slot,
+            transport: transport,
             logger: logger
         )
         try channel.pipeline.syncOperations.addHandler(handler)

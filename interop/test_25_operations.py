@@ -1,0 +1,119 @@
+"""The operators' HTTP listener (--http): curl reads /health and /ready, and
+prometheus-client's own text-format parser reads /metrics, whose counters move
+as mosquitto_pub publishes and mosquitto_sub receives."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import HOST, build_broker, finish, free_port, is_petrel
+from helpers import uid, wait_until
+
+pytestmark = pytest.mark.skipif(not is_petrel(), reason="Petrel's --http listener")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    http_port = free_port()
+    b = build_broker(tmp_path, {}, extra_args=["--http", f"{HOST}:{http_port}"]).start()
+    b.http_port = http_port
+    assert wait_until(lambda: curl(http_port, "/health")[0] == 200, 10), b.log_tail()
+    yield b
+    finish(b)
+
+
+def curl(port: int, path: str) -> tuple[int, str]:
+    """(HTTP status, body) as curl sees them; status 0 when nothing answers."""
+    done = subprocess.run(
+        ["curl", "-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", f"http://{HOST}:{port}{path}"],
+        capture_output=True, text=True,
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status or 0), body.strip()
+
+
+def samples(port: int) -> dict[tuple[str, tuple], float]:
+    """Every sample of /metrics, parsed by prometheus-client: (name, sorted labels) -> value."""
+    status, text = curl(port, "/metrics")
+    assert status == 200
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_health_and_ready(broker):
+    assert curl(broker.http_port, "/health") == (200, "ok")
+    assert curl(broker.http_port, "/ready") == (200, "ready")
+    assert curl(broker.http_port, "/no-such-page")[0] == 404
+
+
+def test_metrics_parse_and_move_with_real_clients(broker):
+    before = samples(broker.http_port)
+    assert before[("petrel_messages_received_total", (("qos", "1"),))] == 0
+    assert [v for (name, _), v in before.items() if name == "petrel_build_info"] == [1]
+    topic = f"ops/{uid()}"
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-h", HOST, "-p", str(broker.port), "-V", "mqttv5", "-q", "1", "-t", topic, "-C", "5"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert wait_until(lambda: samples(broker.http_port)[("petrel_subscriptions", ())] == 1, 5)
+        after_sub = samples(broker.http_port)
+        assert after_sub[("petrel_connections", (("listener", "mqtt"), ("protocol", "5")))] == 1
+        assert after_sub[("petrel_sessions", (("state", "online"),))] == 1
+        for n in range(5):
+            # The last one is retained: the store commits it.
+            retain = ["-r"] if n == 4 else []
+            subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(broker.port), "-q", "1", "-t", topic,
+                            "-m", f"message-{n}", *retain], check=True, timeout=10)
+        out, _ = sub.communicate(timeout=10)
+        assert out.split() == [f"message-{n}" for n in range(5)]
+    finally:
+        sub.kill()
+    after = samples(broker.http_port)
+    assert after[("petrel_messages_received_total", (("qos", "1"),))] == 5
+    assert after[("petrel_messages_received_bytes_total", (("qos", "1"),))] == 5 * len("message-0")
+    assert after[("petrel_messages_sent_total", (("qos", "1"),))] == 5
+    assert after[("petrel_connections_accepted_total", ())] == 6
+    assert after[("petrel_retained_messages", ())] == 1
+    assert after[("petrel_retained_bytes", ())] == len("message-4")
+    assert after[("petrel_network_received_bytes_total", ())] > before[("petrel_network_received_bytes_total", ())]
+    # prometheus-client reads the storage commit histogram as one: buckets, a count and a sum.
+    assert after[("petrel_storage_commit_seconds_count", ())] >= 1
+    assert after[("petrel_storage_commit_seconds_bucket", (("le", "+Inf"),))] \
+        == after[("petrel_storage_commit_seconds_count", ())]
+    # Each event loop measures its lag four times a second.
+    assert wait_until(lambda: samples(broker.http_port)[("petrel_event_loop_lag_seconds_count", ())] >= 1, 5)
+
+
+def test_failed_logins_are_counted(tmp_path):
+    password_file = tmp_path / "passwords"
+    password_file.write_text("")
+    http_port = free_port()
+    b = build_broker(tmp_path / "b", {}, extra_args=[
+        "--http", f"{HOST}:{http_port}", "--password-file", str(password_file), "--max-login-delay", "0",
+    ]).start()
+    try:
+        assert wait_until(lambda: curl(http_port, "/health")[0] == 200, 10)
+        done = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(b.port), "-u", "mallory", "-P", "guess",
+                               "-t", "x", "-m", "y"], capture_output=True, text=True, timeout=10)
+        assert done.returncode != 0
+        assert wait_until(lambda: samples(http_port)[("petrel_authentication_failures_total", ())] == 1, 5)
+    finally:
+        finish(b)
+
+
+def test_http_listener_is_off_unless_asked(tmp_path):
+    port = free_port()
+    b = build_broker(tmp_path, {}).start()
+    try:
+        time.sleep(0.3)
+        assert curl(port, "/health")[0] == 0
+    finally:
+        finish(b)
