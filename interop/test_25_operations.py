@@ -1,6 +1,7 @@
-"""The operators' HTTP listener (--http): curl reads /health and /ready, and
-prometheus-client's own text-format parser reads /metrics, whose counters move
-as mosquitto_pub publishes and mosquitto_sub receives."""
+"""Operating Petrel: the HTTP listener (--http), where curl reads /health and
+/ready and prometheus-client's own text-format parser reads /metrics, whose
+counters move as mosquitto_pub publishes and mosquitto_sub receives; and the
+$SYS/broker/... topics as mosquitto_sub sees them, through the ACL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HOST, build_broker, finish, free_port, is_petrel
+from conftest import HOST, build_broker, finish, free_port, is_petrel, petrel_binary
 from helpers import uid, wait_until
 
 pytestmark = pytest.mark.skipif(not is_petrel(), reason="Petrel's --http listener")
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.skipif(not is_petrel(), reason="Petrel's --http listene
 @pytest.fixture
 def broker(tmp_path):
     http_port = free_port()
-    b = build_broker(tmp_path, {}, extra_args=["--http", f"{HOST}:{http_port}"]).start()
+    # No $SYS topics here: they are retained messages, and the counts below are exact.
+    b = build_broker(tmp_path, {}, extra_args=["--http", f"{HOST}:{http_port}", "--sys-interval", "0"]).start()
     b.http_port = http_port
     assert wait_until(lambda: curl(http_port, "/health")[0] == 200, 10), b.log_tail()
     yield b
@@ -115,5 +117,61 @@ def test_http_listener_is_off_unless_asked(tmp_path):
     try:
         time.sleep(0.3)
         assert curl(port, "/health")[0] == 0
+    finally:
+        finish(b)
+
+
+def sys_messages(port: int, *auth: str, wait: float = 2.0) -> tuple[dict[str, str], str]:
+    """The $SYS messages mosquitto_sub receives within `wait` seconds (topic -> payload), and its stderr."""
+    done = subprocess.run(
+        ["mosquitto_sub", "-h", HOST, "-p", str(port), "-t", "$SYS/#", "-F", "%t|%p", "-W", str(int(wait)), *auth],
+        capture_output=True, text=True, timeout=wait + 10,
+    )
+    found = {}
+    for line in done.stdout.splitlines():
+        topic, _, payload = line.partition("|")
+        found[topic] = payload
+    return found, done.stderr
+
+
+def test_sys_topics_with_mosquitto_sub(tmp_path):
+    b = build_broker(tmp_path, {}, extra_args=["--sys-interval", "1"]).start()
+    try:
+        subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(b.port), "-t", "kept", "-m", "x", "-r"], check=True)
+        # Retained: a new subscriber gets every topic at once, and fresh values each second.
+        found, _ = sys_messages(b.port)
+        assert found["$SYS/broker/version"].startswith("petrel version ")
+        assert found["$SYS/broker/uptime"].endswith(" seconds")
+        assert int(found["$SYS/broker/clients/connected"]) >= 1
+        assert int(found["$SYS/broker/clients/maximum"]) >= 1
+        assert int(found["$SYS/broker/publish/messages/received"]) >= 1
+        assert int(found["$SYS/broker/bytes/received"]) > 0
+        assert int(found["$SYS/broker/retained messages/count"]) >= 1
+        assert "$SYS/broker/subscriptions/count" in found
+        for window in ("1min", "5min", "15min"):
+            assert float(found[f"$SYS/broker/load/publish/received/{window}"]) >= 0
+        # A leading wildcard does not match $ topics [MQTT-4.7.2-1].
+        done = subprocess.run(["mosquitto_sub", "-h", HOST, "-p", str(b.port), "-t", "#", "-v", "-W", "2"],
+                              capture_output=True, text=True, timeout=10)
+        assert done.stdout.split("\n")[0] == "kept x" and "$SYS" not in done.stdout
+    finally:
+        finish(b)
+
+
+def test_sys_topics_are_read_only_where_the_acl_allows(tmp_path):
+    passwords = tmp_path / "passwords"
+    subprocess.run([str(petrel_binary()), "passwd", str(passwords), "operator", "--password", "secret"],
+                   check=True, timeout=30)
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite public/#\n\nuser operator\ntopic read $SYS/#\n")
+    b = build_broker(tmp_path / "b", {}, extra_args=[
+        "--sys-interval", "1", "--password-file", str(passwords), "--allow-anonymous", "--acl-file", str(acl),
+    ]).start()
+    try:
+        found, _ = sys_messages(b.port, "-u", "operator", "-P", "secret")
+        assert "$SYS/broker/version" in found
+        found, stderr = sys_messages(b.port)
+        assert found == {}
+        assert "denied" in stderr
     finally:
         finish(b)

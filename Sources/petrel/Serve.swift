@@ -167,6 +167,12 @@ struct Serve: AsyncParsableCommand {
     )
     var hibernateAfter: Double = 10
 
+    @Option(
+        name: .long,
+        help: "Seconds between publications of the $SYS/broker/... topics (retained; 0 turns them off)."
+    )
+    var sysInterval: Double = 10
+
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
 
@@ -203,6 +209,9 @@ struct Serve: AsyncParsableCommand {
         if let maxKeepAlive, maxKeepAlive < 1 { throw ValidationError("--max-keep-alive must be at least 1 second") }
         guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard sysInterval >= 0, sysInterval.isFinite else {
+            throw ValidationError("--sys-interval must be 0 (off) or a number of seconds")
+        }
         guard hibernateAfter >= 0, hibernateAfter.isFinite else {
             throw ValidationError("--hibernate-after must be 0 (off) or a number of seconds")
         }
@@ -407,7 +416,18 @@ struct Serve: AsyncParsableCommand {
                 )
             )
         }
-        services += [server, ReloadOnHangup(reloads: reloads, logger: logger)]
+        services.append(server)
+        if sysInterval > 0 {
+            services.append(
+                SystemTopics(
+                    server: server,
+                    interval: .nanoseconds(Int64(sysInterval * 1e9)),
+                    version: Petrel.version,
+                    logger: logger
+                )
+            )
+        }
+        services.append(ReloadOnHangup(reloads: reloads, logger: logger))
         let group = ServiceGroup(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -178,29 +178,30 @@ public final class Broker: Sendable {
 
     /// Current counters.
     public var statistics: BrokerStatistics {
-        BrokerStatistics(
-            connectionsCurrent: self.counters.connectionsCurrent.load(ordering: .relaxed),
-            connectionsTotal: self.counters.connectionsTotal.load(ordering: .relaxed),
-            messagesReceived: self.counters.messagesReceived.load(ordering: .relaxed),
-            messagesSent: self.counters.messagesSent.load(ordering: .relaxed),
-            messagesDroppedQueueFull: self.counters.messagesDroppedQueueFull.load(ordering: .relaxed),
-            messagesDroppedExpired: self.counters.messagesDroppedExpired.load(ordering: .relaxed),
-            messagesDroppedTooLarge: self.counters.messagesDroppedTooLarge.load(ordering: .relaxed),
-            packetsDroppedTooLarge: self.counters.packetsDroppedTooLarge.load(ordering: .relaxed),
-            topicsRefusedTooManyLevels: self.counters.topicsRefusedTooManyLevels.load(ordering: .relaxed),
-            queuedBytes: self.counters.queuedBytes.load(ordering: .relaxed),
-            messagesDroppedMemoryBudget: self.counters.messagesDroppedMemoryBudget.load(ordering: .relaxed),
-            topicsRefusedTooLong: self.counters.topicsRefusedTooLong.load(ordering: .relaxed),
-            subscriptionsRefusedQuota: self.counters.subscriptionsRefusedQuota.load(ordering: .relaxed),
-            clientsDisconnectedPublishRate: self.counters.clientsDisconnectedPublishRate.load(ordering: .relaxed),
-            authenticationFailures: self.counters.authenticationFailures.load(ordering: .relaxed),
-            publishesDenied: self.counters.publishesDenied.load(ordering: .relaxed),
-            subscriptionsDenied: self.counters.subscriptionsDenied.load(ordering: .relaxed),
-            deliveriesDenied: self.counters.deliveriesDenied.load(ordering: .relaxed),
-            sessions: self.registry.withLock { $0.sessions.count },
-            retainedMessages: self.retainedIndex.withReadLock { $0.count },
-            retainedBytes: self.counters.retainedBytes.load(ordering: .relaxed)
-        )
+        var statistics = BrokerStatistics()
+        statistics.connectionsCurrent = self.counters.connectionsCurrent.load(ordering: .relaxed)
+        statistics.connectionsTotal = self.counters.connectionsTotal.load(ordering: .relaxed)
+        statistics.connectionsMaximum = self.counters.connectionsMaximum.load(ordering: .relaxed)
+        statistics.messagesReceived = self.counters.messagesReceived.load(ordering: .relaxed)
+        statistics.messagesSent = self.counters.messagesSent.load(ordering: .relaxed)
+        statistics.messagesDroppedQueueFull = self.counters.messagesDroppedQueueFull.load(ordering: .relaxed)
+        statistics.messagesDroppedExpired = self.counters.messagesDroppedExpired.load(ordering: .relaxed)
+        statistics.messagesDroppedTooLarge = self.counters.messagesDroppedTooLarge.load(ordering: .relaxed)
+        statistics.packetsDroppedTooLarge = self.counters.packetsDroppedTooLarge.load(ordering: .relaxed)
+        statistics.topicsRefusedTooManyLevels = self.counters.topicsRefusedTooManyLevels.load(ordering: .relaxed)
+        statistics.queuedBytes = self.counters.queuedBytes.load(ordering: .relaxed)
+        statistics.messagesDroppedMemoryBudget = self.counters.messagesDroppedMemoryBudget.load(ordering: .relaxed)
+        statistics.topicsRefusedTooLong = self.counters.topicsRefusedTooLong.load(ordering: .relaxed)
+        statistics.subscriptionsRefusedQuota = self.counters.subscriptionsRefusedQuota.load(ordering: .relaxed)
+        statistics.clientsDisconnectedPublishRate = self.counters.clientsDisconnectedPublishRate.load(ordering: .relaxed)
+        statistics.authenticationFailures = self.counters.authenticationFailures.load(ordering: .relaxed)
+        statistics.publishesDenied = self.counters.publishesDenied.load(ordering: .relaxed)
+        statistics.subscriptionsDenied = self.counters.subscriptionsDenied.load(ordering: .relaxed)
+        statistics.deliveriesDenied = self.counters.deliveriesDenied.load(ordering: .relaxed)
+        statistics.sessions = self.registry.withLock { $0.sessions.count }
+        statistics.retainedMessages = self.retainedIndex.withReadLock { $0.count }
+        statistics.retainedBytes = self.counters.retainedBytes.load(ordering: .relaxed)
+        return statistics
     }
 
     /// Fires delayed wills that are due, ends detached sessions whose expiry interval has passed (publishing
@@ -565,12 +566,13 @@ public final class Broker: Sendable {
 
     /// A retained PUBLISH replaces the topic's retained message [MQTT-3.3.1-5]; one with an empty payload
     /// removes it and is not stored itself [MQTT-3.3.1-6, MQTT-3.3.1-7] (3.1.1: [MQTT-3.3.1-10, MQTT-3.3.1-11]).
-    private func updateRetained(_ message: Message) {
+    /// `durable: false` keeps the message in memory only (the broker's own `$SYS` topics, made anew at start).
+    func updateRetained(_ message: Message, durable: Bool = true) {
         self.retainedIndex.withWriteLock { index in
             if message.payload.readableBytes == 0 {
                 if let previous = index.set(topic: message.topic, message: nil) {
                     self.counters.retainedBytes.wrappingSubtract(previous.payload.readableBytes, ordering: .relaxed)
-                    self.store.retainedRemoved(topic: message.topic)
+                    if durable { self.store.retainedRemoved(topic: message.topic) }
                 }
             } else {
                 let previous = index.set(topic: message.topic, message: message)
@@ -578,7 +580,7 @@ public final class Broker: Sendable {
                     message.payload.readableBytes - (previous?.payload.readableBytes ?? 0),
                     ordering: .relaxed
                 )
-                self.store.retainedSet(message)
+                if durable { self.store.retainedSet(message) }
             }
         }
     }

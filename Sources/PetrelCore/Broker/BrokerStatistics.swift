@@ -3,19 +3,21 @@ import Synchronization
 /// A snapshot of the broker's counters.
 public struct BrokerStatistics: Sendable, Hashable {
     /// Connections that have completed CONNECT and not yet closed.
-    public var connectionsCurrent: Int
+    public var connectionsCurrent: Int = 0
     /// Connections accepted (CONNACK 0x00) since start.
-    public var connectionsTotal: Int
+    public var connectionsTotal: Int = 0
+    /// The most connections open at once since start.
+    public var connectionsMaximum: Int = 0
     /// Application messages received from clients (PUBLISH packets routed, wills included).
-    public var messagesReceived: Int
+    public var messagesReceived: Int = 0
     /// PUBLISH packets handed to the server for writing (retransmissions included).
-    public var messagesSent: Int
+    public var messagesSent: Int = 0
     /// Deliveries dropped because a session's queue was full (count or bytes).
-    public var messagesDroppedQueueFull: Int
+    public var messagesDroppedQueueFull: Int = 0
     /// Deliveries dropped because their Message Expiry Interval passed before they could be sent.
-    public var messagesDroppedExpired: Int
+    public var messagesDroppedExpired: Int = 0
     /// Deliveries dropped because they exceeded the client's Maximum Packet Size.
-    public var messagesDroppedTooLarge: Int
+    public var messagesDroppedTooLarge: Int = 0
     /// Packets other than PUBLISH not sent because they exceeded the client's Maximum Packet Size even
     /// without Reason String and User Properties [MQTT-3.1.2-25].
     public var packetsDroppedTooLarge: Int = 0
@@ -41,17 +43,21 @@ public struct BrokerStatistics: Sendable, Hashable {
     /// Deliveries not made because the receiving client may not read the topic.
     public var deliveriesDenied: Int = 0
     /// Sessions known to the broker, connected or not.
-    public var sessions: Int
+    public var sessions: Int = 0
     /// Retained messages stored.
-    public var retainedMessages: Int
+    public var retainedMessages: Int = 0
     /// Payload bytes of the retained messages stored.
     public var retainedBytes: Int = 0
+
+    /// Every counter at zero.
+    public init() {}
 }
 
 /// The live counters behind `BrokerStatistics`: relaxed atomics, never a lock.
 final class BrokerCounters: Sendable {
     let connectionsCurrent = Atomic<Int>(0)
     let connectionsTotal = Atomic<Int>(0)
+    let connectionsMaximum = Atomic<Int>(0)
     let messagesReceived = Atomic<Int>(0)
     let messagesSent = Atomic<Int>(0)
     let messagesDroppedQueueFull = Atomic<Int>(0)

@@ -757,7 +757,8 @@ public struct ConnectionStateMachine {
         }
         self.context = context
         self.phase = .connected
-        self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed)
+        let connected = self.broker.counters.connectionsCurrent.wrappingAdd(1, ordering: .relaxed).newValue
+        _ = self.broker.counters.connectionsMaximum.max(connected, ordering: .relaxed)
         self.broker.counters.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
 
         var properties = MQTTProperties()

@@ -32,6 +32,7 @@ extension MQTTConnectionHandler {
 
     func write(_ outbound: OutboundPacket, context: ChannelHandlerContext) {
         let version = machine.protocolVersion ?? refusalVersion ?? .v3_1_1
+        connections.traffic.packetsOut.add(1)
         switch outbound {
         case .packet(let packet):
             var buffer = takeGatheredBuffer(context: context)

@@ -210,6 +210,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     }
 
     private func receive(_ packet: MQTTPacket, now: NIODeadline, context: ChannelHandlerContext) {
+        connections.traffic.packetsIn.add(1)
         if case .publish(let publish) = packet {
             connections.traffic.received(qos: publish.qos, payloadBytes: publish.payload.readableBytes)
         }

@@ -32,6 +32,8 @@ public final class TrafficCounters: Sendable {
             }
             snapshot.bytesReceived += loop.bytesIn.read()
             snapshot.bytesSent += loop.bytesOut.read()
+            snapshot.packetsReceived += loop.packetsIn.read()
+            snapshot.packetsSent += loop.packetsOut.read()
         }
         return snapshot
     }
@@ -60,6 +62,9 @@ public struct TrafficSnapshot: Sendable, Hashable {
     /// Bytes read from and written to the connections' MQTT streams (below TLS and WebSocket framing).
     public var bytesReceived = 0
     public var bytesSent = 0
+    /// MQTT packets of every type read and written.
+    public var packetsReceived = 0
+    public var packetsSent = 0
 
     public var connectionsTotal: Int { connections.values.reduce(0, +) }
 }
@@ -74,6 +79,9 @@ final class LoopTraffic: Sendable {
     let payloadOut = [TrafficCell(), TrafficCell(), TrafficCell()]
     let bytesIn = TrafficCell()
     let bytesOut = TrafficCell()
+    /// MQTT packets of every type.
+    let packetsIn = TrafficCell()
+    let packetsOut = TrafficCell()
 
     init() {
         self.connected = (0..<(ListenerConfiguration.Transport.allCases.count * ProtocolVersion.allCases.count))
