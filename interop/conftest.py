@@ -94,10 +94,13 @@ def petrel_binary() -> Path:
 
 
 def petrel_release_binary() -> Path:
-    """The optimised build that users run (PETREL_RELEASE_BIN, default .build/release/petrel): stack frames and
-    inlining differ from the debug build, so the tests of hostile input run against it too."""
+    """The binary that hostile input is sent to: PETREL_RELEASE_BIN, the optimised build that users run
+    (`PETREL_TEST_RELEASE=1 scripts/test.sh` builds and names it), whose stack frames and inlining differ from the
+    debug build's; without it, the PETREL_BIN build."""
     env = os.environ.get("PETREL_RELEASE_BIN")
-    path = Path(env) if env else REPO_ROOT / ".build" / "release" / "petrel"
+    if not env:
+        return petrel_binary()
+    path = Path(env)
     if not path.is_absolute():
         path = REPO_ROOT / path
     return path
