@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 
@@ -52,3 +53,13 @@ def keepalive_limit(keepalive: float) -> float:
     Mosquitto checks keep alive on a coarse (about 5 s) timer."""
     from conftest import is_mosquitto
     return 1.5 * keepalive + (7.0 if is_mosquitto() else 2.5)
+
+
+def curl(port: int, path: str) -> tuple[int, str]:
+    """(HTTP status, body) as curl sees them; status 0 when nothing answers."""
+    done = subprocess.run(
+        ["curl", "-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True,
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status or 0), body.strip()

@@ -5,6 +5,7 @@ $SYS/broker/... topics as mosquitto_sub sees them, through the ACL."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -12,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import HOST, build_broker, finish, free_port, is_petrel, petrel_binary
-from helpers import uid, wait_until
+from helpers import curl, uid, wait_until
 
 pytestmark = pytest.mark.skipif(not is_petrel(), reason="Petrel's --http listener")
 
@@ -26,16 +27,6 @@ def broker(tmp_path):
     assert wait_until(lambda: curl(http_port, "/health")[0] == 200, 10), b.log_tail()
     yield b
     finish(b)
-
-
-def curl(port: int, path: str) -> tuple[int, str]:
-    """(HTTP status, body) as curl sees them; status 0 when nothing answers."""
-    done = subprocess.run(
-        ["curl", "-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", f"http://{HOST}:{port}{path}"],
-        capture_output=True, text=True,
-    )
-    body, _, status = done.stdout.rpartition("\n")
-    return int(status or 0), body.strip()
 
 
 def samples(port: int) -> dict[tuple[str, tuple], float]:
@@ -175,3 +166,23 @@ def test_sys_topics_are_read_only_where_the_acl_allows(tmp_path):
         assert "denied" in stderr
     finally:
         finish(b)
+
+
+def test_json_log_lines_for_connect_and_disconnect(tmp_path):
+    b = build_broker(tmp_path, {}, extra_args=["--log-format", "json"]).start()
+    try:
+        client_id = uid("json")
+        subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(b.port), "-V", "mqttv5", "-i", client_id, "-k", "33",
+                        "-t", "t", "-m", "m"], check=True, timeout=10)
+        assert wait_until(lambda: "client_disconnect" in b.log_text(), 5), b.log_tail()
+    finally:
+        finish(b)
+    lines = [json.loads(line) for line in b.log_text().splitlines() if line.strip()]
+    assert all({"time", "level", "message", "label"} <= line.keys() for line in lines)
+    connected = next(line for line in lines if line["message"] == "Client connected")
+    assert connected["mqtt.client_id"] == client_id
+    assert connected["net.listener"] == "mqtt" and connected["mqtt.version"] == "5"
+    assert connected["mqtt.keep_alive"] == "33" and connected["net.peer"].startswith("127.0.0.1:")
+    gone = next(line for line in lines if line["message"] == "Client disconnected")
+    assert gone["mqtt.client_id"] == client_id and gone["mqtt.disconnect_cause"] == "client_disconnect"
+    assert gone["mqtt.reason_code"] and gone["mqtt.keep_alive"] == "33"

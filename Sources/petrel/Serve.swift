@@ -179,6 +179,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log lines as text, or as one JSON object each (json).")
+    var logFormat: LogFormat = .text
+
     @OptionGroup var storage: StorageOptions
 
     @OptionGroup(title: "Operations") var admin: AdminOptions
@@ -222,11 +225,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = logLevel
+        let level = RuntimeLogLevel(logLevel)
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text: TextLogHandler(label: label, level: level)
+            case .json: JSONLogHandler(label: label, level: level)
+            }
         }
         let logger = Logger(label: "petrel")
         let registry = PrometheusCollectorRegistry()
@@ -440,6 +445,12 @@ struct Serve: AsyncParsableCommand {
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 extension SharedSubscriptionStrategy: ExpressibleByArgument {}
+
+/// `--log-format`.
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text
+    case json
+}
 
 /// `--redirect`: the CONNACK reason code of a redirection.
 enum RedirectKind: String, ExpressibleByArgument, CaseIterable {

@@ -372,7 +372,7 @@ public struct ConnectionStateMachine {
                 context: context,
                 disconnect: .keepAliveTimeout,
                 publishWill: true,
-                log: self.log(.info, "Keep alive timeout", ["mqtt.keep_alive": "\(context.keepAlive)"]),
+                log: self.log(.info, "Keep alive timeout", ["mqtt.disconnect_cause": "keep_alive_timeout", "mqtt.keep_alive": "\(context.keepAlive)"]),
                 now: now
             )
         }
@@ -396,7 +396,7 @@ public struct ConnectionStateMachine {
                 context: context,
                 disconnect: nil,
                 publishWill: true,
-                log: self.log(.info, "Connection lost"),
+                log: self.log(.info, "Connection lost", ["mqtt.disconnect_cause": "connection_lost"]),
                 now: now
             )
             actions.close = false
@@ -422,7 +422,7 @@ public struct ConnectionStateMachine {
                 context: context,
                 disconnect: .serverShuttingDown,
                 publishWill: true,
-                log: self.log(.info, "Server shutting down"),
+                log: self.log(.info, "Server shutting down", ["mqtt.disconnect_cause": "server_shutting_down"]),
                 now: now
             )
         }
@@ -496,7 +496,7 @@ public struct ConnectionStateMachine {
             disconnect: reason,
             reasonString: description,
             publishWill: true,
-            log: self.log(.warning, "Protocol violation: \(description)", ["mqtt.reason_code": "\(reason)"]),
+            log: self.log(.warning, "Protocol violation: \(description)", ["mqtt.disconnect_cause": "protocol_error", "mqtt.reason_code": "\(reason)"]),
             now: now
         )
     }
@@ -510,6 +510,9 @@ public struct ConnectionStateMachine {
         log: LogRecord,
         now: NIODeadline
     ) -> ConnectionActions {
+        // Every way a connected client goes says so in one line, with its keep alive; its cause is in the line.
+        var log = log
+        log.metadata["mqtt.keep_alive"] = "\(context.keepAlive)"
         var actions = ConnectionActions(close: true, logs: [log])
         if let disconnect, context.version.isV5 {
             // A Reason String may go on DISCONNECT even when the client set Request Problem Information to 0
@@ -537,7 +540,7 @@ public struct ConnectionStateMachine {
             context: context,
             disconnect: .sessionTakenOver,
             publishWill: true,
-            log: self.log(.info, "Session taken over by a new connection"),
+            log: self.log(.info, "Session taken over by a new connection", ["mqtt.disconnect_cause": "session_taken_over"]),
             now: now
         )
     }
@@ -1032,7 +1035,7 @@ public struct ConnectionStateMachine {
                     context: context,
                     disconnect: .notAuthorized,
                     publishWill: true,
-                    log: self.log(.warning, "Re-authentication as a different user", ["mqtt.user": user]),
+                    log: self.log(.warning, "Re-authentication as a different user", ["mqtt.disconnect_cause": "reauthentication_failed", "mqtt.user": user]),
                     now: now
                 )
             }
@@ -1047,7 +1050,7 @@ public struct ConnectionStateMachine {
                 context: context,
                 disconnect: reason,
                 publishWill: true,
-                log: self.log(.warning, "Re-authentication failed: \(description)", ["mqtt.reason_code": "\(reason)"]),
+                log: self.log(.warning, "Re-authentication failed: \(description)", ["mqtt.disconnect_cause": "reauthentication_failed", "mqtt.reason_code": "\(reason)"]),
                 now: now
             )
         case .protocolError(let description):
@@ -1605,7 +1608,7 @@ public struct ConnectionStateMachine {
             context: context,
             disconnect: nil,
             publishWill: publishWill,
-            log: self.log(.info, "Client disconnected", ["mqtt.reason_code": "\(disconnect.reasonCode)"]),
+            log: self.log(.info, "Client disconnected", ["mqtt.disconnect_cause": "client_disconnect", "mqtt.reason_code": "\(disconnect.reasonCode)"]),
             now: now
         )
         actions.close = true

@@ -531,7 +531,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
 
     /// The connection's metadata (peer, and once connected client id and protocol version) plus `extra`.
     func metadata(_ extra: Logger.Metadata = [:]) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["net.peer": "\(machine.remoteAddress)"]
+        var metadata: Logger.Metadata = ["net.peer": "\(machine.remoteAddress)", "net.listener": "\(transport.rawValue)"]
         if let clientIdentifier = machine.clientIdentifier, let version = machine.protocolVersion {
             metadata["mqtt.client_id"] = "\(clientIdentifier)"
             metadata["mqtt.version"] = "\(version.rawValue)"
