@@ -16,6 +16,15 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the broker until SIGINT or SIGTERM."
     )
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A YAML or JSON file of options (keys: the options' names); environment PETREL_<KEY> and flags override it.",
+            valueName: "file"
+        )
+    )
+    var config: String?
+
     @OptionGroup(title: "Listeners") var listeners: ListenerOptions
 
     @Option(name: .long, help: "Largest MQTT packet accepted, in bytes; larger ones close the connection.")
