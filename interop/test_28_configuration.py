@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,39 @@ def test_from_mosquitto_listeners_tls_auth_and_limits_run(tmp_path):
 def test_the_documented_example_is_the_one_petrel_prints():
     documented = (REPO_ROOT / "docs" / "CONFIGURATION.md").read_text()
     assert petrel("config", "example").stdout in documented, "docs/CONFIGURATION.md: paste `petrel config example`"
+
+
+def test_sighup_rereads_the_file(tmp_path):
+    config = tmp_path / "petrel.yaml"
+    port = free_port()
+    config.write_text(f"host: [{HOST}]\nport: {port}\nstorage: memory\nmax-connections: 5\nmax-inflight: 10\n")
+    broker = Broker("petrel", [str(petrel_binary()), "serve", "--config", str(config)], port,
+                    tmp_path / "broker.log", {}, tmp_path).start()
+    try:
+        first = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(port), "-i", "before", "-t", "t", "-m", "m"],
+                               timeout=10)
+        assert first.returncode == 0
+        assert "before" in broker.log_text()
+        config.write_text(f"host: [{HOST}]\nport: {port}\nstorage: memory\nmax-connections: 1\nmax-inflight: 20\n"
+                          "log-level: notice\n")
+        broker.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "Reloaded the configuration file" in broker.log_text(), 5), broker.log_tail()
+        line = next(l for l in broker.log_text().splitlines() if "Reloaded the configuration file" in l)
+        assert "log-level: - -> notice" in line and "max-connections: 5 -> 1" in line
+        assert "petrel.restart_needed=max-inflight" in line
+        # At notice, a connection is not logged; one connection at a time is allowed now.
+        holder = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(port), "-i", "holder", "-t", "x"])
+        try:
+            time.sleep(0.5)
+            refused = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(port), "-i", "second", "-t", "t",
+                                      "-m", "m"], capture_output=True, timeout=10)
+            assert refused.returncode != 0
+        finally:
+            holder.kill()
+        assert "holder" not in broker.log_text()
+        # A broken file is refused whole; the running settings stay.
+        config.write_text("max-connections: many\n")
+        broker.proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "Reloading the configuration file failed" in broker.log_text(), 5)
+    finally:
+        assert broker.stop() == 0, broker.log_tail()

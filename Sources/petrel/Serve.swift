@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import NIOCore
 import PetrelAdmin
@@ -416,6 +417,15 @@ struct Serve: AsyncParsableCommand {
         )
         defer { sqlite?.close() }
         let server = MQTTServer(configuration: configuration, broker: broker, tls: tls, logger: logger)
+        if config != nil {
+            let reload = try ConfigurationReload(
+                commandLine: Array(CommandLine.arguments.dropFirst()),
+                environment: ProcessInfo.processInfo.environment,
+                level: level,
+                server: server
+            )
+            reloads.append(.init(name: "the configuration file") { try reload.reload() })
+        }
         // Stopped in reverse order: the HTTP listener last, so /ready answers 503 while clients are let go.
         var services: [any Service] = []
         if let adminConfiguration = admin.configuration {

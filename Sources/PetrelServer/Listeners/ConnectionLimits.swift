@@ -6,9 +6,10 @@ import Synchronization
 /// connection beyond a bound is closed as soon as it is accepted, before it costs more than its socket. The
 /// first refusal of a burst is logged as a warning, the others at debug level; all are counted.
 final class ConnectionLimits: Sendable {
-    /// 0 sets no bound.
-    let maximumConnections: Int
-    let maximumPerAddress: Int
+    /// 0 sets no bound. Changeable while running (a reloaded configuration): new connections see the new bound.
+    private let bounds: Mutex<(connections: Int, perAddress: Int)>
+    var maximumConnections: Int { bounds.withLock { $0.connections } }
+    var maximumPerAddress: Int { bounds.withLock { $0.perAddress } }
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -20,9 +21,12 @@ final class ConnectionLimits: Sendable {
     }
 
     init(maximumConnections: Int, maximumPerAddress: Int, logger: Logger) {
-        self.maximumConnections = maximumConnections
-        self.maximumPerAddress = maximumPerAddress
+        self.bounds = Mutex((maximumConnections, maximumPerAddress))
         self.logger = logger
+    }
+
+    func update(maximumConnections: Int, maximumPerAddress: Int) {
+        bounds.withLock { $0 = (maximumConnections, maximumPerAddress) }
     }
 
     /// Connections refused so far.
@@ -31,8 +35,7 @@ final class ConnectionLimits: Sendable {
     /// A slot for a new connection from `address`, or nil when a bound is reached (close the connection).
     func admit(_ address: SocketAddress?) -> ConnectionSlot? {
         let host = address?.ipAddress ?? "unknown"
-        let maximumConnections = self.maximumConnections
-        let maximumPerAddress = self.maximumPerAddress
+        let (maximumConnections, maximumPerAddress) = bounds.withLock { $0 }
         let outcome: (admitted: Bool, reason: String?, first: Bool) = self.state.withLock { state in
             let fromAddress = state.perAddress[host, default: 0]
             var reason: String?

@@ -47,6 +47,14 @@ public final class MQTTServer: Service {
             ) : nil
     }
 
+    /// New bounds on open connections for the connections to come; false when the server started without any
+    /// (both 0), whose accept path has no place to check them (a restart sets them).
+    public func updateConnectionLimits(maximumConnections: Int, maximumPerAddress: Int) -> Bool {
+        guard let limits else { return maximumConnections == 0 && maximumPerAddress == 0 }
+        limits.update(maximumConnections: maximumConnections, maximumPerAddress: maximumPerAddress)
+        return true
+    }
+
     /// Connections closed on arrival because `maximumConnections` or `maximumConnectionsPerAddress` was reached.
     public var connectionsRefusedByLimits: Int { limits?.refused ?? 0 }
 

@@ -49,43 +49,8 @@ struct ConfigCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             _ = try Serve.parse(Array(expanded.dropFirst()))
-            for (key, value) in Self.options(Array(expanded.dropFirst()), catalog: arguments.catalog) {
+            for (key, value) in arguments.options(Array(expanded.dropFirst())) {
                 print("\(key): \(value)")
-            }
-        }
-
-        /// The arguments as keys and values: the last value of a repeated option wins, a list gathers them.
-        static func options(_ arguments: [String], catalog: ServeOptionCatalog) -> [(String, String)] {
-            var scalars: [String: String] = [:]
-            var lists: [String: [String]] = [:]
-            var order: [String] = []
-            var index = 0
-            while index < arguments.count {
-                var name = String(arguments[index].dropFirst(2))
-                var inline: String?
-                if let equals = name.firstIndex(of: "=") {
-                    inline = String(name[name.index(after: equals)...])
-                    name = String(name[..<equals])
-                }
-                index += 1
-                var key = name
-                var value: String
-                if let option = catalog.option(name) ?? (name.hasPrefix("no-") ? catalog.option(String(name.dropFirst(3))) : nil) {
-                    key = option.key
-                    switch option.kind {
-                    case .flag, .invertibleFlag:
-                        value = name.hasPrefix("no-") ? "false" : "true"
-                    case .value, .list:
-                        value = inline ?? (index < arguments.count ? arguments[index] : "")
-                        if inline == nil { index += 1 }
-                    }
-                    if !order.contains(key) { order.append(key) }
-                    if option.kind == .list { lists[key, default: []].append(value) } else { scalars[key] = value }
-                }
-            }
-            return order.map { key in
-                if let list = lists[key] { return (key, "[" + list.map(MosquittoConversion.quoted).joined(separator: ", ") + "]") }
-                return (key, MosquittoConversion.quoted(scalars[key] ?? ""))
             }
         }
     }

@@ -19,15 +19,16 @@ struct ServeArguments {
         guard let (prefix, serveArguments) = Self.serveArguments(arguments) else { return arguments }
         var commandLine = serveArguments
         var filePath = environment["PETREL_CONFIG"]
+        // `--config` stays among the arguments: `serve` knows its file, and re-reads it on SIGHUP.
         if let index = commandLine.firstIndex(where: { $0 == "--config" || $0.hasPrefix("--config=") }) {
             if commandLine[index] == "--config" {
                 guard index + 1 < commandLine.count else { return arguments }  // swift-argument-parser says so
                 filePath = commandLine[index + 1]
-                commandLine.removeSubrange(index...(index + 1))
             } else {
                 filePath = String(commandLine[index].dropFirst("--config=".count))
-                commandLine.remove(at: index)
             }
+        } else if let filePath {
+            commandLine = ["--config", filePath] + commandLine
         }
         var file: ConfigFile?
         if let filePath {
@@ -116,6 +117,41 @@ struct ServeArguments {
             }
         }
         return arguments
+    }
+
+    /// The arguments as keys and values: the last value of a repeated option wins, a list gathers them.
+    func options(_ arguments: [String]) -> [(String, String)] {
+        var scalars: [String: String] = [:]
+        var lists: [String: [String]] = [:]
+        var order: [String] = []
+        var index = 0
+        while index < arguments.count {
+            var name = String(arguments[index].dropFirst(2))
+            var inline: String?
+            if let equals = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            index += 1
+            var key = name
+            var value: String
+            if let option = catalog.option(name) ?? (name.hasPrefix("no-") ? catalog.option(String(name.dropFirst(3))) : nil) {
+                key = option.key
+                switch option.kind {
+                case .flag, .invertibleFlag:
+                    value = name.hasPrefix("no-") ? "false" : "true"
+                case .value, .list:
+                    value = inline ?? (index < arguments.count ? arguments[index] : "")
+                    if inline == nil { index += 1 }
+                }
+                if !order.contains(key) { order.append(key) }
+                if option.kind == .list { lists[key, default: []].append(value) } else { scalars[key] = value }
+            }
+        }
+        return order.map { key in
+            if let list = lists[key] { return (key, "[" + list.map(MosquittoConversion.quoted).joined(separator: ", ") + "]") }
+            return (key, MosquittoConversion.quoted(scalars[key] ?? ""))
+        }
     }
 
     static func configKey(_ key: String) -> AbsoluteConfigKey {
