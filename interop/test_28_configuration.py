@@ -41,9 +41,13 @@ def every_key() -> set[str]:
     return keys - {"config", "help", "version"}
 
 
-def serve(tmp_path: Path, *args: str) -> Broker:
-    """A broker to start once its port is set (the file names it)."""
-    return Broker("petrel", [str(petrel_binary()), "serve", *args], 0, tmp_path / "broker.log", {}, tmp_path)
+def serve_checked(tmp_path: Path, config: Path, port: int) -> Broker:
+    """`petrel config check` accepts the file, and a broker started from it (on `port`, which the file names)."""
+    check = petrel("config", "check", str(config))
+    assert check.returncode == 0, check.stdout
+    broker = Broker("petrel", [str(petrel_binary()), "serve", "--config", str(config)], port,
+                    tmp_path / "broker.log", {}, tmp_path)
+    return broker.start()
 
 
 def test_check_names_each_problem_with_its_line_and_key(tmp_path):
@@ -120,11 +124,7 @@ def test_a_file_with_every_key_starts_the_broker(tmp_path):
                  f"{{transport: ws, host: {HOST}, port: {ws_port}, path: /mqtt}}]")
     config = tmp_path / "petrel.yaml"
     config.write_text("\n".join(lines) + "\n")
-    check = petrel("config", "check", str(config))
-    assert check.returncode == 0, check.stdout
-    broker = serve(tmp_path, "--config", str(config))
-    broker.port = mqtt_port
-    broker.start()
+    broker = serve_checked(tmp_path, config, mqtt_port)
     try:
         assert wait_until(lambda: curl(http_port, "/ready") == (200, "ready"), 10), broker.log_tail()
         log = broker.log_text()
@@ -204,11 +204,7 @@ def test_from_mosquitto_listeners_tls_auth_and_limits_run(tmp_path):
     assert f"{{transport: mqtts, host: {HOST}, port: {secure}}}" in text
     assert f"{{transport: ws, host: {HOST}, port: {ws}, path: /mqtt}}" in text
     assert "max-inflight: 10" in text and "storage: memory" in text and "allow-anonymous: false" in text
-    check = petrel("config", "check", str(out))
-    assert check.returncode == 0, check.stdout
-    broker = serve(tmp_path, "--config", str(out))
-    broker.port = plain
-    broker.start()
+    broker = serve_checked(tmp_path, out, plain)
     try:
         ok = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(plain), "-u", "alice", "-P", "wonderland",
                              "-t", "t", "-m", "m"], capture_output=True, timeout=10)
