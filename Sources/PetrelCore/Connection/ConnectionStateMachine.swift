@@ -82,6 +82,8 @@ public struct ConnectionStateMachine {
     private let waker: any DeliveryWaker
     /// The peer's address as the server described it, for log lines.
     public let remoteAddress: String
+    /// The transport of the listener that accepted the connection (`mqtt`, `mqtts`, `ws`, `wss`), for operators.
+    public let listener: String
     private let openedAt: NIODeadline
     private var phase: Phase = .awaitingConnect
     private var context: Context?
@@ -181,12 +183,14 @@ public struct ConnectionStateMachine {
         broker: Broker,
         waker: any DeliveryWaker,
         remoteAddress: String,
+        listener: String = "mqtt",
         now: NIODeadline,
         random: (any RandomNumberGenerator)? = nil
     ) {
         self.broker = broker
         self.waker = waker
         self.remoteAddress = remoteAddress
+        self.listener = listener
         self.openedAt = now
         self.random = random
     }
@@ -346,6 +350,8 @@ public struct ConnectionStateMachine {
             }
         case .notOwner(let sessionEnded):
             return self.takenOver(context: context, sessionEnded: sessionEnded, now: now)
+        case .disconnectRequested:
+            return self.disconnectedByOperator(context: context, now: now)
         }
         return actions
     }
@@ -536,11 +542,28 @@ public struct ConnectionStateMachine {
     }
 
     private mutating func takenOver(context: Context, sessionEnded: Bool, now: NIODeadline) -> ConnectionActions {
-        self.terminate(
+        // An operator's removal of the session also leaves the connection without it: it says why it closes.
+        if context.session.isDisconnectRequested(token: context.token) {
+            return self.disconnectedByOperator(context: context, now: now)
+        }
+        return self.terminate(
             context: context,
             disconnect: .sessionTakenOver,
             publishWill: true,
             log: self.log(.info, "Session taken over by a new connection", ["mqtt.disconnect_cause": "session_taken_over"]),
+            now: now
+        )
+    }
+
+    /// An operator disconnected the client (the admin API): v5 DISCONNECT 0x98 Administrative action, then close.
+    /// The will is published: the server closes the connection without having received DISCONNECT 0x00
+    /// [MQTT-3.1.2-8], and (v5) after its Will Delay Interval unless the session ends first.
+    private mutating func disconnectedByOperator(context: Context, now: NIODeadline) -> ConnectionActions {
+        self.terminate(
+            context: context,
+            disconnect: .administrativeAction,
+            publishWill: true,
+            log: self.log(.info, "Disconnected by an operator", ["mqtt.disconnect_cause": "administrative_action"]),
             now: now
         )
     }
@@ -728,6 +751,12 @@ public struct ConnectionStateMachine {
             will: willStorage,
             access: access,
             username: user,
+            connection: ConnectionDescription(
+                remoteAddress: self.remoteAddress,
+                listener: self.listener,
+                keepAlive: keepAlive,
+                cleanStart: connect.cleanStart
+            ),
             token: token,
             waker: self.waker
         )

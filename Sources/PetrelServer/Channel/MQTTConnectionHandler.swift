@@ -97,6 +97,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             broker: broker,
             waker: waker,
             remoteAddress: remoteAddress,
+            listener: transport.rawValue,
             now: now,
             random: SystemRandomNumberGenerator()
         )
