@@ -740,9 +740,11 @@ enum OpenAPIDocument {
             "name": "filter",
             "in": "query",
             "required": false,
-            "description": "An MQTT topic filter (`+`, `#`): the messages a subscription to it would receive (so `#` leaves out `$` topics). Without it, every retained message.",
+            "description": "An MQTT topic filter (`+`, `#`): the messages a subscription to it would receive (so `#` leaves out `$` topics). Without it, every retained message. A `+` in the query is the wildcard (RFC 3986), not a space: write a space as `%20`.",
             "schema": {
-              "type": "string"
+              "type": "string",
+              "minLength": 1,
+              "pattern": "^(?!\\$share/)((\\+|[^/+#\\u0000]*)/)*(\\+|#|[^/+#\\u0000]*)$"
             }
           }
         ]
@@ -756,7 +758,9 @@ enum OpenAPIDocument {
           "required": true,
           "description": "The topic name; its levels may stand in the path as they are (`/api/v1/retained/home/kitchen/temp`) or percent-encoded (`%2F`).",
           "schema": {
-            "type": "string"
+            "type": "string",
+            "minLength": 1,
+            "pattern": "^[^+#\\u0000]+$"
           }
         }
       ],
@@ -1467,11 +1471,19 @@ enum OpenAPIDocument {
         "required": [
           "topic"
         ],
+        "not": {
+          "required": [
+            "payload",
+            "payload_base64"
+          ]
+        },
+        "description": "`payload` or `payload_base64`, not both; neither is an empty payload.",
         "properties": {
           "topic": {
             "type": "string",
             "minLength": 1,
-            "description": "A topic name: no `+` or `#`."
+            "pattern": "^[^+#\\u0000]+$",
+            "description": "A topic name: no `+`, `#` or U+0000, at most 65,535 bytes."
           },
           "payload": {
             "type": "string",

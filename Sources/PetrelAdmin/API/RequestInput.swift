@@ -18,7 +18,11 @@ struct Paging {
 
     private static func integer(_ text: String?, field: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
         guard let text else { return nil }
-        guard let value = Int(text) else {
+        // A whole number too large for Int is still a whole number: it lands on the range's upper end (an
+        // offset past every list gives an empty page; a limit above the maximum is refused below).
+        let digits = text.hasPrefix("+") ? text.dropFirst() : text[...]
+        let overflows = !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        guard let value = Int(text) ?? (overflows ? Int.max : nil) else {
             throw .badRequest("\(field) must be an integer", field: field)
         }
         guard range.contains(value) else {
@@ -120,9 +124,12 @@ struct JSONObjectBody {
         self.members = members
     }
 
+    // An absent member takes its default; a null one is refused, as the OpenAPI document gives no member a
+    // null type.
+
     func string(_ name: String) throws(APIError) -> String? {
         switch self.members[name] {
-        case nil, .null?: return nil
+        case nil: return nil
         case .string(let value)?: return value
         default: throw .badRequest("\(name) must be a string", field: name)
         }
@@ -130,7 +137,7 @@ struct JSONObjectBody {
 
     func bool(_ name: String) throws(APIError) -> Bool? {
         switch self.members[name] {
-        case nil, .null?: return nil
+        case nil: return nil
         case .bool(let value)?: return value
         default: throw .badRequest("\(name) must be true or false", field: name)
         }
@@ -138,7 +145,7 @@ struct JSONObjectBody {
 
     func integer(_ name: String) throws(APIError) -> Int? {
         switch self.members[name] {
-        case nil, .null?: return nil
+        case nil: return nil
         case .integer(let value)?: return value
         default: throw .badRequest("\(name) must be an integer", field: name)
         }
