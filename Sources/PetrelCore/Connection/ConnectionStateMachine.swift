@@ -335,6 +335,14 @@ public struct ConnectionStateMachine {
         )
     }
 
+    /// Whether an operator asked for this connection to be disconnected (the admin API). The server asks only when
+    /// it would otherwise put the drain off (a socket backed up by a client that does not read): such a client is
+    /// still let go at once.
+    public var isDisconnectRequested: Bool {
+        guard self.phase == .connected, let context = self.context else { return false }
+        return context.session.isDisconnectRequested(token: context.token)
+    }
+
     /// After `wake()`: moves queued messages into the inflight window and out. A connection whose session was
     /// taken over gets DISCONNECT 0x8E (v5) and closes [MQTT-3.1.4-3].
     public mutating func deliverPending(now: NIODeadline) -> ConnectionActions {

@@ -181,3 +181,26 @@ struct AdministrationTests {
         #expect(try #require(client.deliver().publishes.first).qos == .atLeastOnce)
     }
 }
+
+@Suite("Operators' disconnect as the connection sees it")
+struct DisconnectRequestTests {
+    @Test("the connection knows a disconnect is asked for before it drains, and only its own")
+    func requestVisible() {
+        let broker = Broker(now: at(0))
+        var client = TestClient(broker)
+        client.connect("a")
+        var other = TestClient(broker)
+        other.connect("b")
+        #expect(!client.machine.isDisconnectRequested)
+        _ = broker.disconnectClient("a")
+        #expect(client.machine.isDisconnectRequested)
+        #expect(!other.machine.isDisconnectRequested)
+        _ = client.deliver(at: at(1))
+        #expect(!client.machine.isDisconnectRequested)
+        // A new connection for the same client is not disconnected by the old request.
+        var again = TestClient(broker)
+        again.connect("a", at: at(2))
+        #expect(!again.machine.isDisconnectRequested)
+        #expect(disconnectReason(again.deliver(at: at(2))) == nil)
+    }
+}
