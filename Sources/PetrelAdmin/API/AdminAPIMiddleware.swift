@@ -8,7 +8,6 @@ import Prometheus
 /// a JSON error. Other paths (`/health`, `/ready`, `/metrics`) pass untouched.
 struct AdminAPIMiddleware<Context: RequestContext>: RouterMiddleware {
     static var prefix: String { "/api/v1" }
-    static var openAPIPath: String { "/api/v1/openapi.json" }
 
     /// SHA-256 of the token: requests are compared with it in constant time, and hashing first makes the
     /// comparison's length fixed whatever the length of the token presented.
@@ -24,14 +23,16 @@ struct AdminAPIMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        guard path == Self.prefix || path.hasPrefix(Self.prefix + "/") else {
+        // Decided on the path's non-empty segments, as the router matches them: "//api/v1/clients" and
+        // "/api//v1/clients" reach the same route as "/api/v1/clients", so they need the token as well.
+        let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true)
+        guard segments.count >= 2, segments[0] == "api", segments[1] == "v1" else {
             return try await next(request, context)
         }
         guard let tokenDigest else {
             return APIError(.notFound, "the admin API is off: start petrel with --admin-token-file").response()
         }
-        if path != Self.openAPIPath {
+        if !(segments.count == 3 && segments[2] == "openapi.json") {
             guard let presented = Self.bearerToken(request),
                 Self.constantTimeEqual(SHA256.hash(data: Data(presented.utf8)), tokenDigest)
             else {

@@ -23,6 +23,18 @@ struct AdminAPIAuthenticationTests {
         }
     }
 
+    @Test("a path with doubled slashes, which the router matches alike, needs the token too")
+    func doubledSlashes() async throws {
+        try await withAdminAPI { api in
+            for path in ["//api/v1/clients", "/api//v1/clients", "/api/v1//clients", "//api//v1//openapi.json/../clients"] {
+                let answer = try await api.get(path, token: nil)
+                #expect(answer.status != 200, "\(path)")
+            }
+            #expect(try await api.get("//api/v1/clients", token: nil).status == 401)
+            #expect(try await api.get("//api//v1/openapi.json", token: nil).status == 200)
+        }
+    }
+
     @Test("the scheme is case-insensitive and other schemes are refused")
     func scheme() async throws {
         try await withAdminAPI { api in

@@ -78,6 +78,20 @@ struct AdminAPIPublishTests {
         }
     }
 
+    @Test("the topic limits a client is held to apply: --max-topic-levels and --max-topic-length")
+    func topicLimits() async throws {
+        try await withAdminAPI(configure: {
+            $0.broker.maximumTopicLevels = 3
+            $0.broker.maximumTopicLength = 20
+        }) { api in
+            let deep = try await api.request(.POST, "/api/v1/publish", body: #"{"topic":"a/b/c/d"}"#)
+            #expect(deep.status == 400 && deep.errorField == "topic")
+            let long = try await api.request(.POST, "/api/v1/publish", body: #"{"topic":"abcdefghijklmnopqrstuvwxyz"}"#)
+            #expect(long.status == 400 && long.errorField == "topic")
+            #expect(try await api.request(.POST, "/api/v1/publish", body: #"{"topic":"a/b/c"}"#).status == 200)
+        }
+    }
+
     @Test("a body above 1 MiB is refused with 413")
     func tooLarge() async throws {
         let payload = String(repeating: "x", count: 1 << 20)
