@@ -104,6 +104,7 @@ let package = Package(
                 "MQTTWire",
                 "PetrelCore",
                 "PetrelServer",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -27,6 +27,9 @@ python3 -c 'import pytest_timeout' 2>/dev/null || missing+=("pytest-timeout")
 python3 -c 'import jwt' 2>/dev/null || missing+=("PyJWT>=2")
 python3 -c 'import cryptography' 2>/dev/null || missing+=("cryptography")
 python3 -c 'import prometheus_client' 2>/dev/null || missing+=("prometheus-client")
+# The admin API's interop test runs schemathesis' 4.x command line (its flags differ from 3.x).
+python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("schemathesis").split(".")[0] != "4")' 2>/dev/null \
+    || missing+=("schemathesis>=4,<5")
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing python modules: ${missing[*]}"
     python3 -m pip install --quiet "${missing[@]}"

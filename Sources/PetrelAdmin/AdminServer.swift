@@ -7,7 +7,8 @@ import Prometheus
 import ServiceLifecycle
 import Synchronization
 
-/// The HTTP listener for operators (`--http HOST:PORT`), on Hummingbird: `/health`, `/ready` and `/metrics`.
+/// The HTTP listener for operators (`--http HOST:PORT`), on Hummingbird: `/health`, `/ready`, `/metrics` and,
+/// with a token, the admin API under `/api/v1` (see `AdminAPI`).
 ///
 /// It runs as a `Service` in the broker's `ServiceGroup`, listed before the MQTT server so that a graceful
 /// shutdown stops it last: while the MQTT server says goodbye to its clients, `/ready` answers 503.
@@ -28,6 +29,7 @@ public final class AdminServer: Service {
     private let registry: PrometheusCollectorRegistry
     private let collector: BrokerMetricsCollector
     private let logger: Logger
+    private let api: AdminAPI
     private let bound = AddressBox()
 
     /// `registry` also holds what swift-metrics records (bootstrap `MetricsSystem` with a
@@ -38,6 +40,7 @@ public final class AdminServer: Service {
         server: MQTTServer,
         registry: PrometheusCollectorRegistry,
         version: String,
+        api: AdminAPIConfiguration = .init(),
         logger: Logger
     ) {
         self.configuration = configuration
@@ -45,10 +48,14 @@ public final class AdminServer: Service {
         self.registry = registry
         self.collector = BrokerMetricsCollector(broker: broker, server: server, registry: registry, version: version)
         self.logger = logger
+        self.api = AdminAPI(broker: broker, configuration: api, logger: logger)
     }
 
     public func run() async throws {
         let router = Router()
+        // First: Hummingbird applies a router's middleware to the routes added after it.
+        router.add(middleware: AdminAPIMiddleware(token: api.configuration.token, registry: registry))
+        api.add(to: router)
         HealthRoutes(server: server).add(to: router)
         MetricsRoute(registry: registry, collector: collector).add(to: router)
         let logger = self.logger

@@ -1,9 +1,11 @@
 import ArgumentParser
+import Foundation
 import Metrics
 import PetrelAdmin
 import Prometheus
 
-/// `--http HOST:PORT`: the operators' HTTP listener (metrics, health, readiness).
+/// `--http HOST:PORT`: the operators' HTTP listener (metrics, health, readiness), and `--admin-token-file`, which
+/// turns on the admin API there.
 struct AdminOptions: ParsableArguments {
     @Option(
         name: .customLong("http"),
@@ -14,8 +16,43 @@ struct AdminOptions: ParsableArguments {
     )
     var address: String?
 
+    @Option(
+        name: .customLong("admin-token-file"),
+        help: ArgumentHelp(
+            "With --http: serve the admin API under /api/v1 to requests with 'Authorization: Bearer <token>', the token being this file's content.",
+            valueName: "file"
+        )
+    )
+    var tokenFile: String?
+
     func validate() throws {
         if let address { _ = try Self.parse(address) }
+        if tokenFile != nil, address == nil { throw ValidationError("--admin-token-file needs --http HOST:PORT") }
+    }
+
+    /// The shortest token accepted: a bearer token is all that guards the API, so it must not be guessable.
+    static let minimumTokenLength = 16
+
+    /// The admin token: the file's content without surrounding white space (a trailing newline is usual). Read
+    /// at start only; a missing, unreadable or too short file stops the start.
+    func loadToken() throws -> String? {
+        guard let tokenFile else { return nil }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: tokenFile))
+        } catch {
+            throw ValidationError("--admin-token-file: cannot read '\(tokenFile)'")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("--admin-token-file: '\(tokenFile)' is not UTF-8 text")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard token.count >= Self.minimumTokenLength, !token.contains(where: \.isWhitespace) else {
+            throw ValidationError(
+                "--admin-token-file: the token in '\(tokenFile)' must be at least \(Self.minimumTokenLength) characters without spaces"
+            )
+        }
+        return token
     }
 
     var configuration: AdminServer.Configuration? {

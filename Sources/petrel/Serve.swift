@@ -248,6 +248,13 @@ struct Serve: AsyncParsableCommand {
         if admin.configuration != nil { AdminOptions.bootstrapMetrics(into: registry) }
         // A bad password or ACL file stops the start with a clear error.
         let passwords = try passwordFile.map { try PasswordFileIO.load($0) }
+        let adminToken: String?
+        do {
+            adminToken = try admin.loadToken()
+        } catch {
+            logger.critical("Cannot start: \(error)")
+            throw ExitCode(2)
+        }
         let accessRules = try aclFile.map { try AccessControlFileIO.load($0) }
 
         var configuration = ServerConfiguration()
@@ -436,6 +443,12 @@ struct Serve: AsyncParsableCommand {
                     server: server,
                     registry: registry,
                     version: Petrel.version,
+                    api: AdminAPIConfiguration(
+                        token: adminToken,
+                        effectiveConfiguration: effectiveConfiguration(anonymous: anonymous),
+                        // The instance the log handlers follow: a level set through the API applies to every line.
+                        logLevel: level
+                    ),
                     logger: logger
                 )
             )

@@ -341,6 +341,7 @@ public final class Broker: Sendable {
         will: OutOfLine<MQTTPacket.Will>?,
         access: ClientAccess? = nil,
         username: String? = nil,
+        connection: ConnectionDescription? = nil,
         token: UInt64,
         waker: any DeliveryWaker
     ) -> SessionOpening {
@@ -384,7 +385,8 @@ public final class Broker: Sendable {
                 inflightLimit: inflightLimit,
                 will: will,
                 access: access,
-                username: username
+                username: username,
+                connection: connection
             )
             return SessionOpening(
                 session: session,
@@ -398,7 +400,7 @@ public final class Broker: Sendable {
     /// Ends `session`: marks it, unregisters it, removes its subscriptions and its stored state. Registry lock
     /// held by the caller.
     @discardableResult
-    private func endSession(
+    func endSession(
         _ session: Session,
         in registry: inout SessionRegistry,
         onlyIfDetached: Bool,

@@ -82,6 +82,8 @@ public struct ConnectionStateMachine {
     private let waker: any DeliveryWaker
     /// The peer's address as the server described it, for log lines.
     public let remoteAddress: String
+    /// The transport of the listener that accepted the connection (`mqtt`, `mqtts`, `ws`, `wss`), for operators.
+    public let listener: String
     private let openedAt: NIODeadline
     private var phase: Phase = .awaitingConnect
     private var context: Context?
@@ -181,12 +183,14 @@ public struct ConnectionStateMachine {
         broker: Broker,
         waker: any DeliveryWaker,
         remoteAddress: String,
+        listener: String = "mqtt",
         now: NIODeadline,
         random: (any RandomNumberGenerator)? = nil
     ) {
         self.broker = broker
         self.waker = waker
         self.remoteAddress = remoteAddress
+        self.listener = listener
         self.openedAt = now
         self.random = random
     }
@@ -331,6 +335,14 @@ public struct ConnectionStateMachine {
         )
     }
 
+    /// Whether an operator asked for this connection to be disconnected (the admin API). The server asks only when
+    /// it would otherwise put the drain off (a socket backed up by a client that does not read): such a client is
+    /// still let go at once.
+    public var isDisconnectRequested: Bool {
+        guard self.phase == .connected, let context = self.context else { return false }
+        return context.session.isDisconnectRequested(token: context.token)
+    }
+
     /// After `wake()`: moves queued messages into the inflight window and out. A connection whose session was
     /// taken over gets DISCONNECT 0x8E (v5) and closes [MQTT-3.1.4-3].
     public mutating func deliverPending(now: NIODeadline) -> ConnectionActions {
@@ -346,6 +358,8 @@ public struct ConnectionStateMachine {
             }
         case .notOwner(let sessionEnded):
             return self.takenOver(context: context, sessionEnded: sessionEnded, now: now)
+        case .disconnectRequested:
+            return self.disconnectedByOperator(context: context, now: now)
         }
         return actions
     }
@@ -536,11 +550,28 @@ public struct ConnectionStateMachine {
     }
 
     private mutating func takenOver(context: Context, sessionEnded: Bool, now: NIODeadline) -> ConnectionActions {
-        self.terminate(
+        // An operator's removal of the session also leaves the connection without it: it says why it closes.
+        if context.session.isDisconnectRequested(token: context.token) {
+            return self.disconnectedByOperator(context: context, now: now)
+        }
+        return self.terminate(
             context: context,
             disconnect: .sessionTakenOver,
             publishWill: true,
             log: self.log(.info, "Session taken over by a new connection", ["mqtt.disconnect_cause": "session_taken_over"]),
+            now: now
+        )
+    }
+
+    /// An operator disconnected the client (the admin API): v5 DISCONNECT 0x98 Administrative action, then close.
+    /// The will is published: the server closes the connection without having received DISCONNECT 0x00
+    /// [MQTT-3.1.2-8], and (v5) after its Will Delay Interval unless the session ends first.
+    private mutating func disconnectedByOperator(context: Context, now: NIODeadline) -> ConnectionActions {
+        self.terminate(
+            context: context,
+            disconnect: .administrativeAction,
+            publishWill: true,
+            log: self.log(.info, "Disconnected by an operator", ["mqtt.disconnect_cause": "administrative_action"]),
             now: now
         )
     }
@@ -728,6 +759,12 @@ public struct ConnectionStateMachine {
             will: willStorage,
             access: access,
             username: user,
+            connection: ConnectionDescription(
+                remoteAddress: self.remoteAddress,
+                listener: self.listener,
+                keepAlive: keepAlive,
+                cleanStart: connect.cleanStart
+            ),
             token: token,
             waker: self.waker
         )

@@ -36,6 +36,28 @@ struct QueuedDelivery: Sendable {
 struct SessionOwner: Sendable {
     var token: UInt64
     var waker: any DeliveryWaker
+    /// What operators see of the connection (the admin API); nil for connections attached without one.
+    var connection: ConnectionDescription?
+}
+
+/// What a connection told the broker about itself at CONNECT, kept for operators' queries. A class, made once
+/// per connection, so that a session carries one reference rather than the strings and fields inline.
+public final class ConnectionDescription: Sendable {
+    /// The peer's address and port, as the server wrote it.
+    public let remoteAddress: String
+    /// The listener's transport (`mqtt`, `mqtts`, `ws`, `wss`).
+    public let listener: String
+    /// The keep alive in force, in seconds (the client's, or Server Keep Alive); 0 is off.
+    public let keepAlive: UInt16
+    /// Clean Start (v5) or Clean Session (3.1.1) as the CONNECT set it.
+    public let cleanStart: Bool
+
+    public init(remoteAddress: String, listener: String, keepAlive: UInt16, cleanStart: Bool) {
+        self.remoteAddress = remoteAddress
+        self.listener = listener
+        self.keepAlive = keepAlive
+        self.cleanStart = cleanStart
+    }
 }
 
 /// Everything a session holds, guarded by the session's mutex.
@@ -63,6 +85,9 @@ struct SessionState: Sendable {
     var mayAwaitResend = false
     /// Removed from the broker (clean start replaced it, or it expired): accepts nothing more.
     var ended = false
+    /// The token of the connection an operator asked to disconnect: it sends DISCONNECT 0x98 and closes when it
+    /// next drains, whether it still owns the session or the session was removed meanwhile.
+    var disconnectRequestedToken: UInt64?
     var disconnectedAt: NIODeadline?
     /// The user the session's connections authenticated as (nil: anonymous); not known for a session stored
     /// before the store kept it, until its client connects again.
@@ -189,7 +214,8 @@ final class Session: Sendable {
         inflightLimit: Int,
         will: OutOfLine<MQTTPacket.Will>?,
         access: ClientAccess? = nil,
-        username: String? = nil
+        username: String? = nil,
+        connection: ConnectionDescription? = nil
     ) -> SessionOwner? {
         self.state.withLock { state in
             state.access = access
@@ -197,7 +223,7 @@ final class Session: Sendable {
             state.usernameKnown = true
             let previous = state.owner
             let wasPersistent = state.isPersistent
-            state.owner = SessionOwner(token: token, waker: waker)
+            state.owner = SessionOwner(token: token, waker: waker, connection: connection)
             state.wakePending = false
             state.disconnectedAt = nil
             state.protocolVersion = protocolVersion
@@ -268,6 +294,22 @@ final class Session: Sendable {
             state.queuedBytes = 0
             return result
         }
+    }
+
+    /// Asks the attached connection to disconnect: returns its waker (handed out even when a wake is pending, as
+    /// this is rare and the drain it causes is what closes the connection), or nil when no connection is attached.
+    func requestDisconnect() -> (any DeliveryWaker)? {
+        self.state.withLock { state in
+            guard let owner = state.owner, !state.ended else { return nil }
+            state.disconnectRequestedToken = owner.token
+            state.wakePending = true
+            return owner.waker
+        }
+    }
+
+    /// Whether an operator asked the connection holding `token` to disconnect.
+    func isDisconnectRequested(token: UInt64) -> Bool {
+        self.state.withLock { $0.disconnectRequestedToken == token }
     }
 
     /// Clears the stored will (it was published or cancelled).
@@ -436,12 +478,15 @@ final class Session: Sendable {
         case delivered([OutboundPacket], acknowledged: Bool)
         /// The connection no longer owns the session: taken over, or replaced (`sessionEnded`).
         case notOwner(sessionEnded: Bool)
+        /// An operator asked for this connection to be disconnected (`requestDisconnect`).
+        case disconnectRequested
     }
 
     /// Moves queued deliveries out: QoS 0 ones directly, QoS 1/2 ones into the inflight window while it has
     /// room, in queue order. Expired messages are dropped [MQTT-3.3.2-5].
     func drain(token: UInt64, now: NIODeadline) -> DrainOutcome {
         self.state.withLock { state in
+            if state.disconnectRequestedToken == token { return .disconnectRequested }
             guard state.owner?.token == token else { return .notOwner(sessionEnded: state.ended) }
             state.wakePending = false
             var out: [OutboundPacket] = []

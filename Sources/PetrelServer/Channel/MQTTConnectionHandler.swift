@@ -97,6 +97,7 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
             broker: broker,
             waker: waker,
             remoteAddress: remoteAddress,
+            listener: transport.rawValue,
             now: now,
             random: SystemRandomNumberGenerator()
         )
@@ -292,7 +293,8 @@ final class MQTTConnectionHandler: ChannelDuplexHandler {
     func deliverPending() {
         guard isAttached else { return wake(for: .deliver) }
         guard let context, !closing else { return }
-        guard context.channel.isWritable else {
+        // A backed-up socket puts deliveries off, not an operator's disconnect (looked up only then).
+        guard context.channel.isWritable || machine.isDisconnectRequested else {
             deliveryDeferred = true
             return
         }
