@@ -92,6 +92,8 @@ def test_a_file_with_every_key_starts_the_broker(tmp_path):
     acl.write_text("user alice\ntopic readwrite #\n")
     jwks = tmp_path / "jwks.json"
     jwks.write_text('{"keys": []}')
+    token = tmp_path / "admin-token"
+    token.write_text("s3cret-admin-token\n")
     mqtt_port, mqtts_port, ws_port, http_port = free_port(), free_port(), free_port(), free_port()
     values = {
         "listen": f"[mqtt://{HOST}:{free_port()}]",
@@ -113,7 +115,7 @@ def test_a_file_with_every_key_starts_the_broker(tmp_path):
         "hibernate-after": 0, "sys-interval": 5, "threads": 2, "log-level": "info", "log-format": "text",
         "data-dir": tmp_path / "data", "storage": "sqlite", "durability": "sync", "commit-interval-ms": 3,
         "commit-batch": 500, "max-retained-messages": 1000, "max-retained-bytes": 1048576,
-        "max-database-size": 1073741824, "http": f"{HOST}:{http_port}",
+        "max-database-size": 1073741824, "http": f"{HOST}:{http_port}", "admin-token-file": token,
     }
     # The other way to decide CONNECTs, which cannot go with jwt-jwks; and where every client is sent away.
     exclusive = {"jwt-key", "http-auth-url", "server-reference"}
