@@ -22,7 +22,9 @@ struct AdminAPIMiddleware<Context: RequestContext>: RouterMiddleware {
         )
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         // Decided on the path's non-empty segments, as the router matches them: "//api/v1/clients" and
         // "/api//v1/clients" reach the same route as "/api/v1/clients", so they need the token as well.
         let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true)

@@ -27,7 +27,9 @@ struct AdminAPIAuthenticationTests {
     @Test("a path with doubled slashes, which the router matches alike, needs the token too")
     func doubledSlashes() async throws {
         try await withAdminAPI { api in
-            for path in ["//api/v1/clients", "/api//v1/clients", "/api/v1//clients", "//api//v1//openapi.json/../clients"] {
+            for path in [
+                "//api/v1/clients", "/api//v1/clients", "/api/v1//clients", "//api//v1//openapi.json/../clients",
+            ] {
                 let answer = try await api.get(path, token: nil)
                 #expect(answer.status != 200, "\(path)")
             }
@@ -75,7 +77,10 @@ struct AdminAPIAuthenticationTests {
     @Test("a method an endpoint does not take is 405 with an Allow header")
     func methodNotAllowed() async throws {
         try await withAdminAPI { api in
-            for (method, path) in [(HTTPMethod.POST, "/api/v1/clients"), (.PUT, "/api/v1/sessions/x"), (.PATCH, "/api/v1/retained/a/b"), (.GET, "/api/v1/publish"), (.DELETE, "/api/v1/log-level")] {
+            for (method, path) in [
+                (HTTPMethod.POST, "/api/v1/clients"), (.PUT, "/api/v1/sessions/x"), (.PATCH, "/api/v1/retained/a/b"),
+                (.GET, "/api/v1/publish"), (.DELETE, "/api/v1/log-level"),
+            ] {
                 let answer = try await api.request(method, path)
                 #expect(answer.status == 405, "\(method) \(path)")
                 #expect(answer.json["error"] != nil)
