@@ -257,7 +257,8 @@ def test_schemathesis_finds_nothing_against_the_document(broker, tmp_path):
              # say everything MQTT asks of a topic filter (and a query's '+' stays the wildcard, not a space).
              "--exclude-checks", "positive_data_acceptance",
              "--report", "junit", "--report-dir", str(tmp_path / "schemathesis")],
-            capture_output=True, text=True, timeout=170,
+            # Its example database goes to the test's folder, not the work tree.
+            capture_output=True, text=True, timeout=170, cwd=tmp_path,
         )
     finally:
         client.close()
