@@ -251,12 +251,14 @@ def test_schemathesis_finds_nothing_against_the_document(broker, tmp_path):
              "--max-examples", "25", "--seed", "27",
              # One worker: hypothesis, under several threads, trips over Python 3.11's ast module.
              "--workers", "1",
-             # The answers must match the document and none may be a server error; negative data (a
-             # schema-violating request) must be refused.
-             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
-                         "response_headers_conformance,response_schema_conformance,negative_data_rejection",
+             # Every check: no server error, answers (status, content type, headers, body) as the document says,
+             # schema-violating requests refused, 405 for undeclared methods, 401 without the token... but
+             # positive_data_acceptance, which expects any schema-valid value accepted, while the document cannot
+             # say everything MQTT asks of a topic filter (and a query's '+' stays the wildcard, not a space).
+             "--exclude-checks", "positive_data_acceptance",
              "--report", "junit", "--report-dir", str(tmp_path / "schemathesis")],
-            capture_output=True, text=True, timeout=170,
+            # Its example database goes to the test's folder, not the work tree.
+            capture_output=True, text=True, timeout=170, cwd=tmp_path,
         )
     finally:
         client.close()

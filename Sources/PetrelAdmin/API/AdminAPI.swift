@@ -16,7 +16,10 @@ public struct AdminAPIConfiguration: Sendable {
     /// here and set answers 404.
     public var logLevel: RuntimeLogLevel?
 
-    public init(token: String? = nil, effectiveConfiguration: (any Encodable & Sendable)? = nil, logLevel: RuntimeLogLevel? = nil) {
+    public init(
+        token: String? = nil, effectiveConfiguration: (any Encodable & Sendable)? = nil,
+        logLevel: RuntimeLogLevel? = nil
+    ) {
         self.token = token
         self.effectiveConfiguration = effectiveConfiguration
         self.logLevel = logLevel

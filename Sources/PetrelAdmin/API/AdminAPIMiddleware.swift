@@ -22,7 +22,9 @@ struct AdminAPIMiddleware<Context: RequestContext>: RouterMiddleware {
         )
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         // Decided on the path's non-empty segments, as the router matches them: "//api/v1/clients" and
         // "/api//v1/clients" reach the same route as "/api/v1/clients", so they need the token as well.
         let segments = request.uri.path.split(separator: "/", omittingEmptySubsequences: true)
@@ -44,10 +46,37 @@ struct AdminAPIMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return error.response()
+        } catch let error as HTTPError where error.status == .notFound {
+            // A path the API has, asked with a method it does not take, is 405 with the methods it does take.
+            if let allowed = Self.allowedMethods(segments.dropFirst(2)), !allowed.contains(request.method) {
+                var response = APIError(.methodNotAllowed, "\(request.method) is not allowed here").response()
+                response.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+                return response
+            }
+            return APIError(.notFound, "no such endpoint").response()
         } catch let error as HTTPError {
             // The router's own refusals (no such route, a body it could not read) in the API's error shape.
             let message = error.status == .notFound ? "no such endpoint" : (error.body ?? error.status.reasonPhrase)
             return APIError(error.status, message).response()
+        }
+    }
+
+    /// The methods the API takes on a path (its segments after `/api/v1`); nil for a path it does not have.
+    /// Keep in step with the routes (`AdminAPI.add(to:)`).
+    static func allowedMethods(_ segments: ArraySlice<Substring>) -> [HTTPRequest.Method]? {
+        guard let first = segments.first else { return nil }
+        switch (first, segments.count) {
+        case ("clients", 1), ("sessions", 1), ("subscriptions", 1), ("topics", 1), ("retained", 1), ("config", 1),
+            ("openapi.json", 1):
+            return [.get]
+        case ("clients", 2), ("sessions", 2), ("retained", 2...):
+            return [.get, .delete]
+        case ("publish", 1):
+            return [.post]
+        case ("log-level", 1):
+            return [.get, .put]
+        default:
+            return nil
         }
     }
 

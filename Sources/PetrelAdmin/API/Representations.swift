@@ -129,7 +129,9 @@ struct SessionBody: Encodable {
         self.username = snapshot.username
         self.connected = snapshot.isConnected
         self.connection = snapshot.connection.map {
-            Connection(address: $0.remoteAddress, listener: $0.listener, keep_alive: Int($0.keepAlive), clean_start: $0.cleanStart)
+            Connection(
+                address: $0.remoteAddress, listener: $0.listener, keep_alive: Int($0.keepAlive),
+                clean_start: $0.cleanStart)
         }
         self.protocol_version = protocolName(snapshot.protocolVersion)
         self.session_expiry_interval = snapshot.expiryInterval == .max ? nil : snapshot.expiryInterval

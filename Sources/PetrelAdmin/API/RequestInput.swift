@@ -12,7 +12,8 @@ struct Paging {
 
     init(_ request: Request) throws(APIError) {
         let query = request.uri.queryParameters
-        self.limit = try Self.integer(query.get("limit"), field: "limit", in: 1...Self.maximumLimit) ?? Self.defaultLimit
+        self.limit =
+            try Self.integer(query.get("limit"), field: "limit", in: 1...Self.maximumLimit) ?? Self.defaultLimit
         self.offset = try Self.integer(query.get("offset"), field: "offset", in: 0...Int.max) ?? 0
     }
 
@@ -26,7 +27,9 @@ struct Paging {
             throw .badRequest("\(field) must be an integer", field: field)
         }
         guard range.contains(value) else {
-            let bound = range.upperBound == .max ? "\(range.lowerBound) or more" : "between \(range.lowerBound) and \(range.upperBound)"
+            let bound =
+                range.upperBound == .max
+                ? "\(range.lowerBound) or more" : "between \(range.lowerBound) and \(range.upperBound)"
             throw .badRequest("\(field) must be \(bound)", field: field)
         }
         return value

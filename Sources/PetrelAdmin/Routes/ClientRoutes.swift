@@ -10,10 +10,13 @@ struct ClientRoutes {
         let api = self.api
         group.get("clients") { request, _ in
             let paging = try Paging(request)
-            let connected = api.broker.sessionSnapshots(matching: request.query("filter"), connectedOnly: true, now: api.now)
+            let connected = api.broker.sessionSnapshots(
+                matching: request.query("filter"), connectedOnly: true, now: api.now)
             let page = QueryPage(of: connected, offset: paging.offset, limit: paging.limit)
-            let items = page.items.compactMap { snapshot in snapshot.connection.map { ClientSummaryBody(snapshot, $0) } }
-            return JSONResponse.make(PageBody(items: items, total: page.total, limit: paging.limit, offset: paging.offset))
+            let items = page.items.compactMap { snapshot in snapshot.connection.map { ClientSummaryBody(snapshot, $0) }
+            }
+            return JSONResponse.make(
+                PageBody(items: items, total: page.total, limit: paging.limit, offset: paging.offset))
         }
         group.get("clients/:client_id") { _, context in
             let clientIdentifier = try context.pathParameter("client_id")

@@ -22,11 +22,15 @@ struct ConfigurationRoutes {
             return JSONResponse.make(configuration)
         }
         group.get("log-level") { _, _ in
-            guard let level = api.configuration.logLevel else { throw APIError.notFound("the log level is not managed here") }
+            guard let level = api.configuration.logLevel else {
+                throw APIError.notFound("the log level is not managed here")
+            }
             return JSONResponse.make(LogLevelBody(level: level.current.rawValue))
         }
         group.put("log-level") { request, _ in
-            guard let level = api.configuration.logLevel else { throw APIError.notFound("the log level is not managed here") }
+            guard let level = api.configuration.logLevel else {
+                throw APIError.notFound("the log level is not managed here")
+            }
             let body = try await request.collectBody(upTo: 4096)
             let object = try JSONObjectBody(body, allowed: ["level"])
             guard let name = try object.string("level") else {
@@ -37,7 +41,8 @@ struct ConfigurationRoutes {
             }
             let previous = level.current
             level.current = newLevel
-            api.logger.notice("Log level set through the admin API", metadata: ["from": "\(previous)", "to": "\(newLevel)"])
+            api.logger.notice(
+                "Log level set through the admin API", metadata: ["from": "\(previous)", "to": "\(newLevel)"])
             return JSONResponse.make(LogLevelBody(level: newLevel.rawValue))
         }
     }

@@ -25,15 +25,18 @@ struct PublishRoute {
                 throw APIError.badRequest("topic is required", field: "topic")
             }
             guard MQTTTopic.isValidTopicName(topic) else {
-                throw APIError.badRequest("topic must be a valid MQTT topic name (no wildcards, no U+0000, 1 to 65535 bytes)", field: "topic")
+                throw APIError.badRequest(
+                    "topic must be a valid MQTT topic name (no wildcards, no U+0000, 1 to 65535 bytes)", field: "topic")
             }
             // The limits a client's PUBLISH is held to (--max-topic-length, --max-topic-levels).
             let configuration = api.broker.configuration
             if topic.utf8.count > configuration.maximumTopicLength {
-                throw APIError.badRequest("topic is longer than \(configuration.maximumTopicLength) bytes", field: "topic")
+                throw APIError.badRequest(
+                    "topic is longer than \(configuration.maximumTopicLength) bytes", field: "topic")
             }
             if configuration.maximumTopicLevels > 0, MQTTTopic.levelCount(topic) > configuration.maximumTopicLevels {
-                throw APIError.badRequest("topic has more than \(configuration.maximumTopicLevels) levels", field: "topic")
+                throw APIError.badRequest(
+                    "topic has more than \(configuration.maximumTopicLevels) levels", field: "topic")
             }
             let payload: ByteBuffer
             switch (try object.string("payload"), try object.string("payload_base64")) {
@@ -63,7 +66,8 @@ struct PublishRoute {
                 now: api.now
             )
             api.carryOut(result)
-            return JSONResponse.make(Published(topic: topic, qos: qosValue, retain: retain, payload_bytes: payload.readableBytes))
+            return JSONResponse.make(
+                Published(topic: topic, qos: qosValue, retain: retain, payload_bytes: payload.readableBytes))
         }
     }
 }

@@ -16,13 +16,18 @@ struct RetainedRoutes {
                 guard MQTTTopic.isValidTopicFilter(filter), filter.utf8.count <= Int(UInt16.max) else {
                     throw APIError.badRequest("filter must be a valid MQTT topic filter", field: "filter")
                 }
-                if case .notShared = MQTTTopic.parseSharedSubscription(filter) {} else {
+                if case .notShared = MQTTTopic.parseSharedSubscription(filter) {
+                } else {
                     throw APIError.badRequest("filter must not be a shared subscription", field: "filter")
                 }
             }
-            let page = QueryPage(of: api.broker.retainedMessageList(filter: filter, now: api.now), offset: paging.offset, limit: paging.limit)
+            let page = QueryPage(
+                of: api.broker.retainedMessageList(filter: filter, now: api.now), offset: paging.offset,
+                limit: paging.limit)
             return JSONResponse.make(
-                PageBody(items: page.items.map(RetainedMessageBody.init), total: page.total, limit: paging.limit, offset: paging.offset)
+                PageBody(
+                    items: page.items.map(RetainedMessageBody.init), total: page.total, limit: paging.limit,
+                    offset: paging.offset)
             )
         }
         group.get("retained/**") { _, context in

@@ -15,13 +15,17 @@ struct SessionRoutes {
             case nil: connectedOnly = nil
             case "true": connectedOnly = true
             case "false": connectedOnly = false
-            case let other?: throw APIError.badRequest("connected must be true or false, not '\(other)'", field: "connected")
+            case let other?:
+                throw APIError.badRequest("connected must be true or false, not '\(other)'", field: "connected")
             }
-            var sessions = api.broker.sessionSnapshots(matching: request.query("filter"), connectedOnly: connectedOnly == true, now: api.now)
+            var sessions = api.broker.sessionSnapshots(
+                matching: request.query("filter"), connectedOnly: connectedOnly == true, now: api.now)
             if connectedOnly == false { sessions.removeAll { $0.isConnected } }
             let page = QueryPage(of: sessions, offset: paging.offset, limit: paging.limit)
             return JSONResponse.make(
-                PageBody(items: page.items.map(SessionBody.init), total: page.total, limit: paging.limit, offset: paging.offset)
+                PageBody(
+                    items: page.items.map(SessionBody.init), total: page.total, limit: paging.limit,
+                    offset: paging.offset)
             )
         }
         group.get("sessions/:client_id") { _, context in

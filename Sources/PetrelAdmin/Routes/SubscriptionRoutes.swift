@@ -10,14 +10,20 @@ struct SubscriptionRoutes {
         let api = self.api
         group.get("subscriptions") { request, _ in
             let paging = try Paging(request)
-            let page = QueryPage(of: api.broker.subscriptionSnapshots(matching: request.query("filter")), offset: paging.offset, limit: paging.limit)
+            let page = QueryPage(
+                of: api.broker.subscriptionSnapshots(matching: request.query("filter")), offset: paging.offset,
+                limit: paging.limit)
             return JSONResponse.make(
-                PageBody(items: page.items.map(SubscriptionBody.init), total: page.total, limit: paging.limit, offset: paging.offset)
+                PageBody(
+                    items: page.items.map(SubscriptionBody.init), total: page.total, limit: paging.limit,
+                    offset: paging.offset)
             )
         }
         group.get("topics") { request, _ in
             let paging = try Paging(request)
-            let page = QueryPage(of: api.broker.subscribedTopics(matching: request.query("filter")), offset: paging.offset, limit: paging.limit)
+            let page = QueryPage(
+                of: api.broker.subscribedTopics(matching: request.query("filter")), offset: paging.offset,
+                limit: paging.limit)
             return JSONResponse.make(
                 PageBody(
                     items: page.items.map { TopicBody(filter: $0.filter, subscribers: $0.subscribers) },

@@ -29,7 +29,11 @@ extension Broker {
         return AdministrationResult(
             found: true,
             wake: [waker],
-            logs: [LogRecord(level: .notice, message: "Client disconnect requested by an operator", metadata: ["mqtt.client_id": clientIdentifier])]
+            logs: [
+                LogRecord(
+                    level: .notice, message: "Client disconnect requested by an operator",
+                    metadata: ["mqtt.client_id": clientIdentifier])
+            ]
         )
     }
 
@@ -57,7 +61,9 @@ extension Broker {
             result.logs.append(contentsOf: routed.logs)
         }
         result.logs.append(
-            LogRecord(level: .notice, message: "Session removed by an operator", metadata: ["mqtt.client_id": clientIdentifier])
+            LogRecord(
+                level: .notice, message: "Session removed by an operator",
+                metadata: ["mqtt.client_id": clientIdentifier])
         )
         return result
     }

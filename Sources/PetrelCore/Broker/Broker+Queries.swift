@@ -66,7 +66,9 @@ public struct QueryPage<Item: Sendable>: Sendable {
 extension Broker {
     /// Every session, connected or not, sorted by client identifier. `matching` keeps those whose client
     /// identifier, user name or (connected) address contains it; `connectedOnly` keeps connected ones.
-    public func sessionSnapshots(matching: String? = nil, connectedOnly: Bool = false, now: NIODeadline) -> [SessionSnapshot] {
+    public func sessionSnapshots(matching: String? = nil, connectedOnly: Bool = false, now: NIODeadline)
+        -> [SessionSnapshot]
+    {
         let sessions = self.registry.withLock { Array($0.sessions.values) }
         var snapshots: [SessionSnapshot] = []
         snapshots.reserveCapacity(sessions.count)
@@ -113,7 +115,9 @@ extension Broker {
             if let matching, !matching.isEmpty, !subscription.filter.contains(matching) { continue }
             counts[subscription.filter, default: 0] += 1
         }
-        return counts.map { TopicSubscriberCount(filter: $0.key, subscribers: $0.value) }.sorted { $0.filter < $1.filter }
+        return counts.map { TopicSubscriberCount(filter: $0.key, subscribers: $0.value) }.sorted {
+            $0.filter < $1.filter
+        }
     }
 
     /// Retained messages not expired, sorted by topic: all of them (`$SYS` ones too) without `filter`, else those
@@ -178,7 +182,9 @@ extension Session {
         }
     }
 
-    private static func subscriptionSnapshots(of clientIdentifier: String, _ state: borrowing SessionState) -> [SubscriptionSnapshot] {
+    private static func subscriptionSnapshots(of clientIdentifier: String, _ state: borrowing SessionState)
+        -> [SubscriptionSnapshot]
+    {
         state.subscriptions.values.map {
             SubscriptionSnapshot(
                 clientIdentifier: clientIdentifier,

@@ -49,7 +49,13 @@ struct AdministrationTests {
         let broker = Broker(now: at(0))
         #expect(!broker.disconnectClient("nobody").found)
         var client = TestClient(broker)
-        client.connect("offline", cleanStart: false, properties: { var p = MQTTProperties(); p.sessionExpiryInterval = 60; return p }())
+        client.connect(
+            "offline", cleanStart: false,
+            properties: {
+                var p = MQTTProperties()
+                p.sessionExpiryInterval = 60
+                return p
+            }())
         _ = client.machine.connectionClosed(now: at(1))
         #expect(!broker.disconnectClient("offline").found)
     }
@@ -118,7 +124,8 @@ struct AdministrationTests {
         #expect(!broker.removeSession("a", now: at(3)).found)
         // The client comes back to a new session.
         var again = TestClient(broker)
-        #expect(connack(again.connect("a", cleanStart: false, properties: properties, at: at(4)))?.sessionPresent == false)
+        #expect(
+            connack(again.connect("a", cleanStart: false, properties: properties, at: at(4)))?.sessionPresent == false)
     }
 
     @Test("[MQTT-3.1.2-8] removing a session publishes the will still waiting for its delay")
@@ -162,7 +169,8 @@ struct AdministrationTests {
         var low = TestClient(broker)
         low.connect("low")
         low.subscribe("t", qos: .atMostOnce)
-        let result = broker.publishOwnMessage(topic: "t", payload: payload("x"), qos: .atLeastOnce, retain: true, durable: true, now: at(1))
+        let result = broker.publishOwnMessage(
+            topic: "t", payload: payload("x"), qos: .atLeastOnce, retain: true, durable: true, now: at(1))
         #expect(result.wake.count == 2)
         #expect(try #require(high.deliver().publishes.first).qos == .atLeastOnce)
         #expect(try #require(low.deliver().publishes.first).qos == .atMostOnce)

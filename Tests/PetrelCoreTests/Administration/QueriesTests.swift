@@ -72,12 +72,16 @@ struct QueriesTests {
             client.subscribe("shared/topic")
             if name == "y" { client.subscribe("only/y", packetIdentifier: 2) }
         }
-        #expect(broker.subscriptionSnapshots().map { "\($0.clientIdentifier) \($0.filter)" } == ["x shared/topic", "y only/y", "y shared/topic"])
+        #expect(
+            broker.subscriptionSnapshots().map { "\($0.clientIdentifier) \($0.filter)" } == [
+                "x shared/topic", "y only/y", "y shared/topic",
+            ])
         #expect(broker.subscriptionSnapshots(matching: "only").count == 1)
-        #expect(broker.subscribedTopics() == [
-            TopicSubscriberCount(filter: "only/y", subscribers: 1),
-            TopicSubscriberCount(filter: "shared/topic", subscribers: 2),
-        ])
+        #expect(
+            broker.subscribedTopics() == [
+                TopicSubscriberCount(filter: "only/y", subscribers: 1),
+                TopicSubscriberCount(filter: "shared/topic", subscribers: 2),
+            ])
     }
 
     @Test("[MQTT-4.7.2-1] retained messages listed by an MQTT filter; '#' leaves $ topics out, no filter keeps them")
@@ -89,11 +93,15 @@ struct QueriesTests {
         client.publish("home/hall/temp", "19", retain: true)
         client.publish("office/temp", "22", retain: true)
         _ = broker.publishOwnMessage(topic: "$SYS/broker/uptime", payload: payload("5"), retain: true, now: at(0))
-        #expect(broker.retainedMessageList(filter: nil, now: at(1)).map(\.topic) == [
-            "$SYS/broker/uptime", "home/hall/temp", "home/kitchen/temp", "office/temp",
-        ])
+        #expect(
+            broker.retainedMessageList(filter: nil, now: at(1)).map(\.topic) == [
+                "$SYS/broker/uptime", "home/hall/temp", "home/kitchen/temp", "office/temp",
+            ])
         #expect(broker.retainedMessageList(filter: "#", now: at(1)).count == 3)
-        #expect(broker.retainedMessageList(filter: "home/+/temp", now: at(1)).map(\.topic) == ["home/hall/temp", "home/kitchen/temp"])
+        #expect(
+            broker.retainedMessageList(filter: "home/+/temp", now: at(1)).map(\.topic) == [
+                "home/hall/temp", "home/kitchen/temp",
+            ])
         #expect(broker.retainedMessageList(filter: "+/temp", now: at(1)).map(\.topic) == ["office/temp"])
     }
 

@@ -1,4 +1,5 @@
 import MQTTWire
+import NIOHTTP1
 import Testing
 
 /// The bearer token in front of the admin API, and the API turned off without one.
@@ -26,7 +27,9 @@ struct AdminAPIAuthenticationTests {
     @Test("a path with doubled slashes, which the router matches alike, needs the token too")
     func doubledSlashes() async throws {
         try await withAdminAPI { api in
-            for path in ["//api/v1/clients", "/api//v1/clients", "/api/v1//clients", "//api//v1//openapi.json/../clients"] {
+            for path in [
+                "//api/v1/clients", "/api//v1/clients", "/api/v1//clients", "//api//v1//openapi.json/../clients",
+            ] {
                 let answer = try await api.get(path, token: nil)
                 #expect(answer.status != 200, "\(path)")
             }
@@ -68,6 +71,21 @@ struct AdminAPIAuthenticationTests {
             }
             #expect(try await api.get("/health", token: nil).status == 200)
             #expect(try await api.get("/metrics", token: nil).status == 200)
+        }
+    }
+
+    @Test("a method an endpoint does not take is 405 with an Allow header")
+    func methodNotAllowed() async throws {
+        try await withAdminAPI { api in
+            for (method, path) in [
+                (HTTPMethod.POST, "/api/v1/clients"), (.PUT, "/api/v1/sessions/x"), (.PATCH, "/api/v1/retained/a/b"),
+                (.GET, "/api/v1/publish"), (.DELETE, "/api/v1/log-level"),
+            ] {
+                let answer = try await api.request(method, path)
+                #expect(answer.status == 405, "\(method) \(path)")
+                #expect(answer.json["error"] != nil)
+            }
+            #expect(try await api.request(.DELETE, "/api/v1/clients/a/b").status == 404)
         }
     }
 

@@ -40,13 +40,18 @@ struct AdminAPIClientTests {
             var properties = MQTTProperties()
             properties.sessionExpiryInterval = 120
             let client = try await TestClient.connected(
-                port: api.mqttPort, version: .v5, id: "detail/1", cleanStart: false, keepAlive: 15, properties: properties
+                port: api.mqttPort, version: .v5, id: "detail/1", cleanStart: false, keepAlive: 15,
+                properties: properties
             )
             try await client.send(
                 .subscribe(
                     .init(
                         packetIdentifier: 1,
-                        subscriptions: [.init(filter: "d/+", options: .init(qos: .atLeastOnce, noLocal: true, retainHandling: .doNotSend))]
+                        subscriptions: [
+                            .init(
+                                filter: "d/+",
+                                options: .init(qos: .atLeastOnce, noLocal: true, retainHandling: .doNotSend))
+                        ]
                     )
                 )
             )

@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// The OpenAPI document served at `/api/v1/openapi.json` against the routes the server has.
@@ -8,10 +9,12 @@ struct AdminAPIDocumentTests {
     static let routes: [(method: String, path: String)] = [
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/clients"), ("get", "/api/v1/clients/{client_id}"), ("delete", "/api/v1/clients/{client_id}"),
-        ("get", "/api/v1/sessions"), ("get", "/api/v1/sessions/{client_id}"), ("delete", "/api/v1/sessions/{client_id}"),
+        ("get", "/api/v1/sessions"), ("get", "/api/v1/sessions/{client_id}"),
+        ("delete", "/api/v1/sessions/{client_id}"),
         ("get", "/api/v1/subscriptions"), ("get", "/api/v1/topics"),
         ("get", "/api/v1/retained"), ("get", "/api/v1/retained/{topic}"), ("delete", "/api/v1/retained/{topic}"),
-        ("post", "/api/v1/publish"), ("get", "/api/v1/config"), ("get", "/api/v1/log-level"), ("put", "/api/v1/log-level"),
+        ("post", "/api/v1/publish"), ("get", "/api/v1/config"), ("get", "/api/v1/log-level"),
+        ("put", "/api/v1/log-level"),
     ]
 
     @Test("the document is OpenAPI 3.1, describes every route and nothing else, and every operation its errors")
@@ -42,15 +45,14 @@ struct AdminAPIDocumentTests {
                 let path = route.path.replacingOccurrences(of: "{client_id}", with: "someone")
                     .replacingOccurrences(of: "{topic}", with: "some/topic")
                 let method = HTTPMethodName(route.method)
-                let answer = try await api.request(method.value, path, body: route.method == "get" || route.method == "delete" ? nil : "{}")
+                let answer = try await api.request(
+                    method.value, path, body: route.method == "get" || route.method == "delete" ? nil : "{}")
                 #expect(answer.json["error"] as? String != "no such endpoint", "\(route.method) \(path)")
                 #expect(answer.status < 500)
             }
         }
     }
 }
-
-import NIOHTTP1
 
 private struct HTTPMethodName {
     let value: HTTPMethod

@@ -10,7 +10,9 @@ struct AdminAPIPublishTests {
         try await withAdminAPI { api in
             let subscriber = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "listener")
             try await subscriber.subscribe("ops/#", qos: .exactlyOnce)
-            let answer = try await api.request(.POST, "/api/v1/publish", body: #"{"topic":"ops/notice","payload":"maintenance at 10","qos":1,"retain":true}"#)
+            let answer = try await api.request(
+                .POST, "/api/v1/publish",
+                body: #"{"topic":"ops/notice","payload":"maintenance at 10","qos":1,"retain":true}"#)
             #expect(answer.status == 200)
             #expect(answer.json["qos"] as? Int == 1)
             #expect(answer.json["payload_bytes"] as? Int == 17)
@@ -36,7 +38,8 @@ struct AdminAPIPublishTests {
         try await withAdminAPI { api in
             let subscriber = try await TestClient.connected(port: api.mqttPort, version: .v3_1_1, id: "low")
             try await subscriber.subscribe("bin", qos: .atMostOnce)
-            let answer = try await api.request(.POST, "/api/v1/publish", body: #"{"topic":"bin","payload_base64":"/wD+","qos":2}"#)
+            let answer = try await api.request(
+                .POST, "/api/v1/publish", body: #"{"topic":"bin","payload_base64":"/wD+","qos":2}"#)
             #expect(answer.status == 200)
             guard case .publish(let publish) = try await subscriber.next() else {
                 Issue.record("expected PUBLISH")

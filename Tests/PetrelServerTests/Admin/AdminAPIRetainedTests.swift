@@ -11,7 +11,11 @@ struct AdminAPIRetainedTests {
         try await withAdminAPI { api in
             let publisher = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "pub")
             for (topic, body) in [("home/kitchen/temp", "21"), ("home/hall/temp", "19"), ("office/temp", "22")] {
-                try await publisher.send(.publish(.init(topic: topic, payload: ByteBuffer(string: body), qos: .atLeastOnce, retain: true, packetIdentifier: 1)))
+                try await publisher.send(
+                    .publish(
+                        .init(
+                            topic: topic, payload: ByteBuffer(string: body), qos: .atLeastOnce, retain: true,
+                            packetIdentifier: 1)))
                 _ = try await publisher.next()
             }
             let all = try await api.get("/api/v1/retained?filter=%23")
@@ -43,7 +47,8 @@ struct AdminAPIRetainedTests {
     func binary() async throws {
         try await withAdminAPI { api in
             let publisher = try await TestClient.connected(port: api.mqttPort, version: .v3_1_1, id: "bin")
-            try await publisher.send(.publish(.init(topic: "bin", payload: ByteBuffer(bytes: [0xFF, 0x00, 0xFE]), retain: true)))
+            try await publisher.send(
+                .publish(.init(topic: "bin", payload: ByteBuffer(bytes: [0xFF, 0x00, 0xFE]), retain: true)))
             #expect(try await api.eventually { try await api.get("/api/v1/retained/bin").status == 200 })
             let answer = try await api.get("/api/v1/retained/bin")
             #expect(answer.json["payload"] is NSNull)

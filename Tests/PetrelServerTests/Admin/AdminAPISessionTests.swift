@@ -15,13 +15,19 @@ struct AdminAPISessionTests {
     @Test("an offline persistent session is listed as such, with its queue, and connected= selects")
     func listOffline() async throws {
         try await withAdminAPI { api in
-            let sleeper = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "sleeper", cleanStart: false, properties: persistent(600))
+            let sleeper = try await TestClient.connected(
+                port: api.mqttPort, version: .v5, id: "sleeper", cleanStart: false, properties: persistent(600))
             try await sleeper.subscribe("q/#", qos: .atLeastOnce)
             try await sleeper.send(.disconnect(.init()))
             await sleeper.close()
             let online = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "online")
-            #expect(try await api.eventually { try await api.get("/api/v1/sessions?connected=false").json["total"] as? Int == 1 })
-            try await online.send(.publish(.init(topic: "q/1", payload: ByteBuffer(string: "wait"), qos: .atLeastOnce, packetIdentifier: 1)))
+            #expect(
+                try await api.eventually {
+                    try await api.get("/api/v1/sessions?connected=false").json["total"] as? Int == 1
+                })
+            try await online.send(
+                .publish(
+                    .init(topic: "q/1", payload: ByteBuffer(string: "wait"), qos: .atLeastOnce, packetIdentifier: 1)))
             _ = try await online.next()
 
             let all = try await api.get("/api/v1/sessions")
@@ -33,7 +39,10 @@ struct AdminAPISessionTests {
             #expect(session["connection"] is NSNull)
             #expect(session["queued_messages"] as? Int == 1)
             #expect((session["expires_in_seconds"] as? Int ?? 0) > 590)
-            #expect(try await api.get("/api/v1/sessions?connected=true").items.map { $0["client_id"] as? String } == ["online"])
+            #expect(
+                try await api.get("/api/v1/sessions?connected=true").items.map { $0["client_id"] as? String } == [
+                    "online"
+                ])
             #expect(try await api.get("/api/v1/sessions/sleeper").json["queued_messages"] as? Int == 1)
             let bad = try await api.get("/api/v1/sessions?connected=maybe")
             #expect(bad.status == 400)
@@ -45,13 +54,18 @@ struct AdminAPISessionTests {
     @Test("deleting an offline session drops its queued messages: the client comes back to a new session")
     func deleteOffline() async throws {
         try await withAdminAPI { api in
-            let sleeper = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "gone", cleanStart: false, properties: persistent(600))
+            let sleeper = try await TestClient.connected(
+                port: api.mqttPort, version: .v5, id: "gone", cleanStart: false, properties: persistent(600))
             try await sleeper.subscribe("q/#", qos: .atLeastOnce)
             try await sleeper.send(.disconnect(.init()))
             await sleeper.close()
             let publisher = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "pub")
-            #expect(try await api.eventually { try await api.get("/api/v1/sessions/gone").json["connected"] as? Bool == false })
-            try await publisher.send(.publish(.init(topic: "q/1", payload: ByteBuffer(string: "x"), qos: .atLeastOnce, packetIdentifier: 1)))
+            #expect(
+                try await api.eventually {
+                    try await api.get("/api/v1/sessions/gone").json["connected"] as? Bool == false
+                })
+            try await publisher.send(
+                .publish(.init(topic: "q/1", payload: ByteBuffer(string: "x"), qos: .atLeastOnce, packetIdentifier: 1)))
             _ = try await publisher.next()
             #expect(api.broker.totals().queuedMessages == 1)
 
@@ -61,7 +75,11 @@ struct AdminAPISessionTests {
             #expect(try await api.request(.DELETE, "/api/v1/sessions/gone").status == 404)
 
             let back = try await TestClient.connect(port: api.mqttPort, version: .v5)
-            try await back.send(.connect(.init(protocolVersion: .v5, clientIdentifier: "gone", cleanStart: false, properties: persistent(600))))
+            try await back.send(
+                .connect(
+                    .init(
+                        protocolVersion: .v5, clientIdentifier: "gone", cleanStart: false, properties: persistent(600)))
+            )
             guard case .connack(let connack) = try await back.next() else {
                 Issue.record("expected CONNACK")
                 return
@@ -77,7 +95,8 @@ struct AdminAPISessionTests {
     @Test("deleting the session of a connected client disconnects it with 0x98 first")
     func deleteConnected() async throws {
         try await withAdminAPI { api in
-            let client = try await TestClient.connected(port: api.mqttPort, version: .v5, id: "busy", cleanStart: false, properties: persistent(600))
+            let client = try await TestClient.connected(
+                port: api.mqttPort, version: .v5, id: "busy", cleanStart: false, properties: persistent(600))
             try await client.subscribe("b/#", qos: .atMostOnce)
             #expect(try await api.request(.DELETE, "/api/v1/sessions/busy").status == 204)
             guard case .disconnect(let disconnect) = try await client.next() else {

@@ -16,18 +16,20 @@ struct AdminAPISubscriptionTests {
 
             let subscriptions = try await api.get("/api/v1/subscriptions")
             #expect(subscriptions.json["total"] as? Int == 4)
-            #expect(subscriptions.items.map { "\($0["client_id"] as? String ?? "") \($0["filter"] as? String ?? "")" } == [
-                "one alerts/#", "one sensors/+/temp", "two $share/workers/jobs", "two sensors/+/temp",
-            ])
+            #expect(
+                subscriptions.items.map { "\($0["client_id"] as? String ?? "") \($0["filter"] as? String ?? "")" } == [
+                    "one alerts/#", "one sensors/+/temp", "two $share/workers/jobs", "two sensors/+/temp",
+                ])
             let granted = subscriptions.items.last?["options"] as? [String: Any]
             #expect(granted?["qos"] as? Int == 2)
             #expect(try await api.get("/api/v1/subscriptions?filter=sensors").json["total"] as? Int == 2)
             #expect(try await api.get("/api/v1/subscriptions?limit=1&offset=3").items.count == 1)
 
             let topics = try await api.get("/api/v1/topics")
-            #expect(topics.items.map { "\($0["filter"] as? String ?? "")=\($0["subscribers"] as? Int ?? 0)" } == [
-                "$share/workers/jobs=1", "alerts/#=1", "sensors/+/temp=2",
-            ])
+            #expect(
+                topics.items.map { "\($0["filter"] as? String ?? "")=\($0["subscribers"] as? Int ?? 0)" } == [
+                    "$share/workers/jobs=1", "alerts/#=1", "sensors/+/temp=2",
+                ])
             #expect(try await api.get("/api/v1/topics?filter=alerts").json["total"] as? Int == 1)
             let bad = try await api.get("/api/v1/topics?limit=-3")
             #expect(bad.status == 400 && bad.errorField == "limit")

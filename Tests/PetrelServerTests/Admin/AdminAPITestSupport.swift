@@ -55,7 +55,9 @@ struct AdminAPIHarness: Sendable {
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
         let collected = try await response.body.collect(upTo: 8 << 20)
-        return Answer(status: response.status.code, body: String(buffer: collected), contentType: response.headers.first(name: "content-type"))
+        return Answer(
+            status: response.status.code, body: String(buffer: collected),
+            contentType: response.headers.first(name: "content-type"))
     }
 
     func get(_ path: String, token: String? = adminTestToken) async throws -> Answer {
@@ -75,7 +77,9 @@ struct AdminAPIHarness: Sendable {
 /// Runs a broker and an `AdminServer` with the API configured as given (on by default).
 func withAdminAPI(
     token: String? = adminTestToken,
-    effectiveConfiguration: (any Encodable & Sendable)? = ["storage": "memory", "admin_token_file": "/etc/petrel/token"],
+    effectiveConfiguration: (any Encodable & Sendable)? = [
+        "storage": "memory", "admin_token_file": "/etc/petrel/token",
+    ],
     configure: @escaping (inout ServerConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (AdminAPIHarness) async throws -> Void
 ) async throws {
@@ -90,13 +94,15 @@ func withAdminAPI(
             server: server,
             registry: registry,
             version: "test",
-            api: AdminAPIConfiguration(token: token, effectiveConfiguration: effectiveConfiguration, logLevel: logLevel),
+            api: AdminAPIConfiguration(
+                token: token, effectiveConfiguration: effectiveConfiguration, logLevel: logLevel),
             logger: logger
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await admin.run() }
             let httpPort = await admin.listeningAddress().port ?? 0
-            let harness = AdminAPIHarness(mqttPort: port, httpPort: httpPort, server: server, registry: registry, logLevel: logLevel)
+            let harness = AdminAPIHarness(
+                mqttPort: port, httpPort: httpPort, server: server, registry: registry, logLevel: logLevel)
             do {
                 try await body(harness)
             } catch {
@@ -111,7 +117,8 @@ func withAdminAPI(
 extension TestClient {
     /// SUBSCRIBE to one filter and wait for its SUBACK.
     func subscribe(_ filter: String, qos: QoS, packetIdentifier: UInt16 = 1) async throws {
-        try await send(.subscribe(.init(packetIdentifier: packetIdentifier, subscriptions: [.init(filter: filter, qos: qos)])))
+        try await send(
+            .subscribe(.init(packetIdentifier: packetIdentifier, subscriptions: [.init(filter: filter, qos: qos)])))
         guard case .suback = try await next() else {
             Issue.record("expected SUBACK")
             return
