@@ -6,7 +6,9 @@
 #
 #   scripts/bench-metrics.sh
 #
-# Environment: BENCH_DURATION seconds per case (default 8), BENCH_ROUNDS (default 3), BENCH_RESULTS directory.
+# Environment: BENCH_DURATION seconds per case (default 8), BENCH_ROUNDS (default 3), BENCH_RESULTS directory,
+# BENCH_BASELINE a petrel binary built from an earlier commit, run as a fourth broker (e.g. one from before the
+# traffic counters: `git worktree add ../before COMMIT && cd ../before && swift build -c release --product petrel`).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,9 +36,13 @@ wait_port() {
 }
 
 broker_pid="" scraper_pid=""
-start_broker() { # petrel | petrel-metrics | mosquitto
+start_broker() { # petrel | petrel-metrics | petrel-baseline | mosquitto
     port=$(free_port)
     case $1 in
+    petrel-baseline)
+        taskset -c 0 "$BENCH_BASELINE" serve --storage memory --threads 1 --host 127.0.0.1 --port "$port" \
+            --max-inflight 100 --max-queued-messages 100000 --log-level warning >"$results/petrel-baseline.log" 2>&1 &
+        ;;
     petrel)
         taskset -c 0 "$bin/petrel" serve --storage memory --threads 1 --host 127.0.0.1 --port "$port" \
             --max-inflight 100 --max-queued-messages 100000 --sys-interval 0 --log-level warning \
@@ -80,7 +86,7 @@ for round in $(seq "$rounds"); do
     for entry in "${cases[@]}"; do
         name=${entry%%|*}
         read -r -a arguments <<<"${entry#*|}"
-        for broker in petrel petrel-metrics mosquitto; do
+        for broker in ${BENCH_BASELINE:+petrel-baseline} petrel petrel-metrics mosquitto; do
             start_broker "$broker"
             log "$name $broker (round $round)"
             taskset -c 1 "$bin/petrel-bench" "${arguments[@]}" --duration "$duration" --port "$port" --threads 1 \
@@ -96,7 +102,7 @@ results = pathlib.Path(sys.argv[1])
 rows = {}
 for file in sorted(results.glob("*.json")):
     stem = file.stem
-    for broker in ("petrel-metrics", "petrel", "mosquitto"):
+    for broker in ("petrel-metrics", "petrel-baseline", "petrel", "mosquitto"):
         marker = f"-{broker}-"
         if marker in stem:
             case = stem[: stem.index(marker)]
@@ -107,12 +113,13 @@ for file in sorted(results.glob("*.json")):
         continue
     if data.get("status") == "ok":
         rows.setdefault((case, broker), []).append(data["delivered_per_second"])
-print("| case | Petrel, metrics off | Petrel, --http scraped every 1 s | on / off | Mosquitto | Petrel (on) / Mosquitto |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| case | Petrel before the counters | Petrel, no --http | Petrel, --http scraped every 1 s | on / before | on / off | Mosquitto | Petrel (on) / Mosquitto |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for case in sorted({c for c, _ in rows}):
-    off, on, mosq = (statistics.median(rows.get((case, b), [0]) or [0]) for b in ("petrel", "petrel-metrics", "mosquitto"))
-    ratio = f"{on / off:.3f}" if off else "-"
+    base, off, on, mosq = (statistics.median(rows.get((case, b), [0]) or [0])
+                           for b in ("petrel-baseline", "petrel", "petrel-metrics", "mosquitto"))
+    show = lambda a, b: f"{a / b:.3f}" if a and b else "-"
     versus = f"{on / mosq:.1f}x" if mosq else "-"
-    print(f"| {case} | {off:,.0f} | {on:,.0f} | {ratio} | {mosq:,.0f} | {versus} |")
+    print(f"| {case} | {base:,.0f} | {off:,.0f} | {on:,.0f} | {show(on, base)} | {show(on, off)} | {mosq:,.0f} | {versus} |")
 PY
 log "results in $results"
