@@ -17,8 +17,10 @@ struct AdminAPIMiddleware<Context: RequestContext>: RouterMiddleware {
     init(token: String?, registry: PrometheusCollectorRegistry) {
         self.tokenDigest = token.map { SHA256.hash(data: Data($0.utf8)) }
         self.unauthorized = registry.makeCounter(
-            name: "petrel_admin_unauthorized_total",
-            help: "Admin API requests refused for a missing or wrong bearer token."
+            descriptor: .petrel(
+                "petrel_admin_unauthorized_total",
+                help: "Admin API requests refused for a missing or wrong bearer token."
+            )
         )
     }
 

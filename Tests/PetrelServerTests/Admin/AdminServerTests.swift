@@ -11,22 +11,31 @@ import Testing
 /// The operators' HTTP listener against a running broker: health, readiness and the metrics a client moves.
 @Suite("Admin HTTP listener")
 struct AdminServerTests {
+    private static var quiet: Logger {
+        var logger = Logger(label: "petrel.test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// The HTTP listener of `server`, on a free port.
+    private static func admin(for server: MQTTServer) -> AdminServer {
+        AdminServer(
+            configuration: .init(host: "127.0.0.1", port: 0),
+            broker: server.broker,
+            server: server,
+            registry: PrometheusCollectorRegistry(),
+            version: "test",
+            logger: quiet
+        )
+    }
+
     /// Runs an `AdminServer` on a free port next to the test broker for the duration of `body`.
     private func withAdmin(
         configure: @escaping (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (_ mqttPort: Int, _ httpPort: Int, _ server: MQTTServer) async throws -> Void
     ) async throws {
         try await withTestServer(configure: configure) { port, server in
-            var logger = Logger(label: "petrel.test")
-            logger.logLevel = .critical
-            let admin = AdminServer(
-                configuration: .init(host: "127.0.0.1", port: 0),
-                broker: server.broker,
-                server: server,
-                registry: PrometheusCollectorRegistry(),
-                version: "test",
-                logger: logger
-            )
+            let admin = Self.admin(for: server)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await admin.run() }
                 let httpPort = await admin.listeningAddress().port ?? 0
@@ -140,18 +149,9 @@ struct AdminServerTests {
 
     @Test("/ready answers 503 while the MQTT listeners are not serving")
     func notReady() async throws {
-        var logger = Logger(label: "petrel.test")
-        logger.logLevel = .critical
         // Never run: its listeners are not bound.
-        let server = MQTTServer(configuration: ServerConfiguration(), logger: logger)
-        let admin = AdminServer(
-            configuration: .init(host: "127.0.0.1", port: 0),
-            broker: server.broker,
-            server: server,
-            registry: PrometheusCollectorRegistry(),
-            version: "test",
-            logger: logger
-        )
+        let server = MQTTServer(configuration: ServerConfiguration(), logger: Self.quiet)
+        let admin = Self.admin(for: server)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await admin.run() }
             let port = await admin.listeningAddress().port ?? 0
