@@ -136,6 +136,22 @@ def test_a_file_with_every_key_starts_the_broker(tmp_path):
         refused = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(mqtt_port), "-u", "alice", "-P", "wonderland",
                                   "-t", "t", "-m", "m"], capture_output=True, text=True, timeout=10)
         assert refused.returncode != 0 and "bad user name or password" in refused.stderr.lower()
+        # The admin API shows every key the file set, and no secret.
+        shown = subprocess.run(["curl", "-s", "-H", "Authorization: Bearer s3cret-admin-token",
+                                f"http://{HOST}:{http_port}/api/v1/config"], capture_output=True, text=True, timeout=10)
+        effective = json.loads(shown.stdout)
+        names = set()
+        pending = [effective]
+        while pending:
+            node = pending.pop()
+            for name, value in node.items():
+                names.add(name)
+                if isinstance(value, dict):
+                    pending.append(value)
+        renamed = {"log-level": "log_level_at_start"}
+        missing = [key for key in values if renamed.get(key, key.replace("-", "_")) not in names]
+        assert missing == [], f"GET /api/v1/config leaves out {missing}"
+        assert "X-Petrel: ***" in shown.stdout and "s3cret-admin-token" not in shown.stdout
     finally:
         assert broker.stop() == 0, broker.log_tail()
 
