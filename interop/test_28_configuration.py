@@ -254,12 +254,16 @@ def test_sighup_rereads_the_file(tmp_path):
         assert first.returncode == 0
         assert "before" in broker.log_text()
         config.write_text(f"host: [{HOST}]\nport: {port}\nstorage: memory\nmax-connections: 1\nmax-inflight: 20\n"
-                          "log-level: notice\n")
+                          "log-level: notice\nmax-publish-rate: 3\n")
         broker.proc.send_signal(signal.SIGHUP)
         assert wait_until(lambda: "Reloaded the configuration file" in broker.log_text(), 5), broker.log_tail()
         line = next(l for l in broker.log_text().splitlines() if "Reloaded the configuration file" in l)
         assert "log-level: - -> notice" in line and "max-connections: 5 -> 1" in line
-        assert "petrel.restart_needed=max-inflight" in line
+        assert "petrel.restart_needed=max-inflight" in line and "max-publish-rate: - -> 3" in line
+        # The new publish rate holds for the next client: 50 messages at once are too many (MQTT 5: 0x96).
+        burst = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(port), "-V", "mqttv5", "-i", "burst",
+                                "-t", "t", "-l"], input="m\n" * 50, capture_output=True, text=True, timeout=10)
+        assert wait_until(lambda: "more than 3 PUBLISH packets per second" in broker.log_text(), 5), burst.stderr
         # At notice, a connection is not logged; one connection at a time is allowed now.
         holder = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(port), "-i", "holder", "-t", "x"])
         try:

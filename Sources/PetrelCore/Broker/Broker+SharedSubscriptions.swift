@@ -100,6 +100,7 @@ extension Broker {
                     retain: member.options.retainAsPublished ? message.retain : false,
                     subscriptionIdentifiers: member.identifier.map { [$0] } ?? [],
                     configuration: self.configuration,
+                    limits: self.limits,
                     requireOnline: pass == 0,
                     sharedOrigin: origin
                 ) {

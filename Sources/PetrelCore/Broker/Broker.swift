@@ -47,6 +47,8 @@ public struct BrokerTickResult {
 /// leaves. Routing a PUBLISH takes the trie read lock, then each subscriber's session lock, one at a time.
 public final class Broker: Sendable {
     public let configuration: BrokerConfiguration
+    /// The limits that may change while running (the configuration's, until an operator changes them).
+    public let limits: LiveLimits
     let store: any BrokerStore
     let counters = BrokerCounters()
     let subscriptionTrie = ReadWriteLocked(SubscriptionTrie<String, SubscriptionEntry>())
@@ -65,6 +67,7 @@ public final class Broker: Sendable {
     /// retained messages. Loaded sessions are disconnected as of `now`; their stored wills are re-armed.
     public init(configuration: BrokerConfiguration = .init(), store: any BrokerStore = InMemoryBrokerStore(), now: NIODeadline) {
         self.configuration = configuration
+        self.limits = LiveLimits(configuration)
         self.store = store
         if configuration.maximumQueuedBytesTotal < .max {
             self.counters.budgetLowWater.store(configuration.maximumQueuedBytesTotal / 10 * 9, ordering: .relaxed)
@@ -684,7 +687,8 @@ public final class Broker: Sendable {
                 qos: min(message.qos, target.maximumQoS),
                 retain: retain,
                 subscriptionIdentifiers: target.identifiers,
-                configuration: self.configuration
+                configuration: self.configuration,
+                limits: self.limits
             ) {
             case .queued(let waker):
                 if let waker { result.wakers.append(waker) }

@@ -1101,13 +1101,14 @@ public struct ConnectionStateMachine {
         let configuration = self.configuration
         let v5 = context.version.isV5
         // A PUBLISH handled again after its authorization was counted when it arrived.
-        if configuration.maximumPublishRate > 0, self.externalAnswers == nil,
-            !context.publishRate.take(now: now, rate: configuration.maximumPublishRate)
+        let publishRate = self.broker.limits.maximumPublishRate
+        if publishRate > 0, self.externalAnswers == nil,
+            !context.publishRate.take(now: now, rate: publishRate)
         {
             self.broker.counters.clientsDisconnectedPublishRate.wrappingAdd(1, ordering: .relaxed)
             return self.protocolViolation(
                 .messageRateTooHigh,
-                "more than \(configuration.maximumPublishRate) PUBLISH packets per second",
+                "more than \(publishRate) PUBLISH packets per second",
                 now: now
             )
         }
@@ -1492,8 +1493,9 @@ public struct ConnectionStateMachine {
                 deepFilters += 1
                 continue
             }
-            if configuration.maximumSubscriptionsPerSession > 0,
-                !context.session.hasRoomForSubscription(requested.filter, limit: configuration.maximumSubscriptionsPerSession)
+            let subscriptionLimit = self.broker.limits.maximumSubscriptionsPerSession
+            if subscriptionLimit > 0,
+                !context.session.hasRoomForSubscription(requested.filter, limit: subscriptionLimit)
             {
                 reasonCodes.append(v5 ? .quotaExceeded : .unspecifiedError)
                 quotaFilters += 1
@@ -1539,7 +1541,7 @@ public struct ConnectionStateMachine {
             if sendRetained && configuration.retainAvailable {
                 // No more than the session can hold: a SUBSCRIBE of many wide filters must not gather every
                 // retained message once per filter only for the session's queue to drop them.
-                let room = configuration.maximumQueuedMessages + configuration.maximumInflightMessages - retainedToSend.count
+                let room = self.broker.limits.maximumQueuedMessages + configuration.maximumInflightMessages - retainedToSend.count
                 if room <= 0 { retainedCut = true }
                 for message in self.broker.retainedMessages(matching: requested.filter, now: now, limit: room) {
                     retainedToSend.append((message, min(message.qos, options.qos), identifier))
@@ -1556,7 +1558,7 @@ public struct ConnectionStateMachine {
             actions.logs.append(
                 self.log(
                     .warning,
-                    "SUBSCRIBE: \(quotaFilters) topic filters refused: the session holds \(configuration.maximumSubscriptionsPerSession) subscriptions"
+                    "SUBSCRIBE: \(quotaFilters) topic filters refused: the session holds \(self.broker.limits.maximumSubscriptionsPerSession) subscriptions"
                 )
             )
         }
@@ -1587,7 +1589,8 @@ public struct ConnectionStateMachine {
                 qos: qos,
                 retain: true,
                 subscriptionIdentifiers: identifier.map { [$0] } ?? [],
-                configuration: configuration
+                configuration: configuration,
+                limits: self.broker.limits
             ) {
             case .queued: queuedAny = true
             case .dropped(let first, let overBudget):

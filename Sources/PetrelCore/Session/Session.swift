@@ -417,6 +417,7 @@ final class Session: Sendable {
         retain: Bool,
         subscriptionIdentifiers: [UInt32],
         configuration: BrokerConfiguration,
+        limits: LiveLimits,
         requireOnline: Bool = false,
         sharedOrigin: SharedOrigin? = nil
     ) -> EnqueueOutcome {
@@ -433,8 +434,8 @@ final class Session: Sendable {
                 return .discarded
             }
             let size = message.accountedSize
-            if state.queue.count >= configuration.maximumQueuedMessages
-                || state.queuedBytes + size > configuration.maximumQueuedBytes
+            if state.queue.count >= limits.maximumQueuedMessages
+                || state.queuedBytes + size > limits.maximumQueuedBytes
             {
                 self.counters.messagesDroppedQueueFull.wrappingAdd(1, ordering: .relaxed)
                 let first = !state.droppingBurst

@@ -51,6 +51,29 @@ struct LimitsTests {
         #expect(broker.statistics.subscriptionsRefusedQuota == 1)
     }
 
+    @Test("Limits changed while running hold from the next packet: subscriptions, then the publish rate")
+    func liveLimits() {
+        let broker = Self.broker { $0.maximumSubscriptionsPerSession = 1 }
+        var client = TestClient(broker)
+        _ = client.connect("c")
+        #expect(Self.suback(client.subscribe("a", qos: .atMostOnce)) == [.grantedQoS0])
+        #expect(Self.suback(client.subscribe("b", qos: .atMostOnce)) == [.quotaExceeded])
+        broker.limits.update(
+            maximumQueuedMessages: broker.configuration.maximumQueuedMessages,
+            maximumQueuedBytes: broker.configuration.maximumQueuedBytes,
+            maximumPublishRate: 2,
+            maximumSubscriptionsPerSession: 2
+        )
+        #expect(Self.suback(client.subscribe("b", qos: .atMostOnce)) == [.grantedQoS0])
+        #expect(!client.publish("t", "1", at: at(1)).close)
+        #expect(!client.publish("t", "2", at: at(1)).close)
+        let flooded = client.publish("t", "3", at: at(1))
+        #expect(flooded.close)
+        #expect(disconnectReason(flooded) == .messageRateTooHigh)
+        // The configuration itself stays as it was given.
+        #expect(broker.configuration.maximumPublishRate == 0)
+    }
+
     @Test("A client publishing faster than the maximum rate is disconnected with 0x96 Message rate too high")
     func publishRate() {
         let broker = Self.broker { $0.maximumPublishRate = 10 }
