@@ -459,8 +459,7 @@ struct Serve: AsyncParsableCommand {
                 SystemTopics(
                     server: server,
                     interval: .nanoseconds(Int64(sysInterval * 1e9)),
-                    version: Petrel.version,
-                    logger: logger
+                    version: Petrel.version
                 )
             )
         }

@@ -1464,6 +1464,8 @@ public struct ConnectionStateMachine {
         var quotaFilters = 0
         var deniedFilters = 0
         var retainedCut = false
+        // Read once per SUBSCRIBE: an operator's change holds from the next one.
+        let subscriptionLimit = self.broker.limits.maximumSubscriptionsPerSession
         for requested in subscribe.subscriptions {
             var shared = false
             var topicFilter = requested.filter
@@ -1493,7 +1495,6 @@ public struct ConnectionStateMachine {
                 deepFilters += 1
                 continue
             }
-            let subscriptionLimit = self.broker.limits.maximumSubscriptionsPerSession
             if subscriptionLimit > 0,
                 !context.session.hasRoomForSubscription(requested.filter, limit: subscriptionLimit)
             {
@@ -1558,7 +1559,7 @@ public struct ConnectionStateMachine {
             actions.logs.append(
                 self.log(
                     .warning,
-                    "SUBSCRIBE: \(quotaFilters) topic filters refused: the session holds \(self.broker.limits.maximumSubscriptionsPerSession) subscriptions"
+                    "SUBSCRIBE: \(quotaFilters) topic filters refused: the session holds \(subscriptionLimit) subscriptions"
                 )
             )
         }

@@ -1,4 +1,3 @@
-import Logging
 import NIOCore
 import PetrelCore
 import ServiceLifecycle
@@ -13,13 +12,11 @@ public final class SystemTopics: Service {
     private let server: MQTTServer
     private let interval: Duration
     private let version: String
-    private let logger: Logger
 
-    public init(server: MQTTServer, interval: Duration, version: String, logger: Logger) {
+    public init(server: MQTTServer, interval: Duration, version: String) {
         self.server = server
         self.interval = interval
         self.version = version
-        self.logger = logger
     }
 
     public func run() async throws {

@@ -42,18 +42,18 @@ final class ConfigurationReload: Sendable {
             maximumPublishRate: serve.maxPublishRate,
             maximumSubscriptionsPerSession: serve.maxSubscriptions
         )
+        var restart = changed.filter { !Self.reloadable.contains($0) }
         if !server.updateConnectionLimits(
             maximumConnections: serve.maxConnections,
             maximumPerAddress: serve.maxConnectionsPerAddress
         ) {
-            metadata["petrel.restart_needed"] = "max-connections (the broker started without connection limits)"
+            restart.append("max-connections (the broker started without connection limits)")
         }
         let applied = changed.filter { Self.reloadable.contains($0) }
-        let restart = changed.filter { !Self.reloadable.contains($0) }
         metadata["petrel.changed"] = .string(
             applied.isEmpty ? "nothing" : applied.map { "\($0): \(old[$0] ?? "-") -> \(new[$0] ?? "-")" }.joined(separator: ", ")
         )
-        if !restart.isEmpty, metadata["petrel.restart_needed"] == nil {
+        if !restart.isEmpty {
             metadata["petrel.restart_needed"] = .string(restart.joined(separator: ", "))
         }
         current.withLock { $0 = new }

@@ -80,9 +80,7 @@ struct SystemTopicsTests {
     @Test("A client subscribed to $SYS/# receives them, retained, and '#' does not match them [MQTT-4.7.2-1]")
     func published() async throws {
         try await withTestServer { port, server in
-            var logger = Logger(label: "petrel.test")
-            logger.logLevel = .critical
-            let topics = SystemTopics(server: server, interval: .milliseconds(100), version: "t", logger: logger)
+            let topics = SystemTopics(server: server, interval: .milliseconds(100), version: "t")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await topics.run() }
                 let wide = try await TestClient.connected(port: port, version: .v5, id: "sys-wide")
